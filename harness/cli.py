@@ -1,0 +1,33 @@
+"""The `energy-harness` command line. Each command group lives in `harness/commands/`."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="energy-harness",
+    help="Measure the energy of ML workloads with hardware counters; estimate and compare.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Each module defines `register(app)`; add a module here to add its commands.
+COMMAND_MODULES = [
+    "harness.commands.measure",
+]
+
+
+def _register_all() -> None:
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(app)
+
+
+_register_all()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

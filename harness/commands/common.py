@@ -1,0 +1,98 @@
+"""Options and error handling shared by the CLI commands."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from harness.errors import EnergyHarnessError
+from harness.meter import Measurement
+from probes.base import SOURCE_MODEL, ProbeOptions
+
+err_console = Console(stderr=True)
+
+ProbeNames = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--probe",
+        help="Probe to use (repeat for several). Default: every available default probe.",
+    ),
+]
+PowercapRoot = Annotated[
+    Path | None,
+    typer.Option(
+        "--powercap-root",
+        help="Powercap tree for the rapl probe (else $ENERGY_HARNESS_POWERCAP_ROOT, else /sys).",
+    ),
+]
+
+
+def probe_options(powercap_root: Path | None) -> ProbeOptions:
+    """ProbeOptions from the CLI flags."""
+    return ProbeOptions(powercap_root=powercap_root)
+
+
+def user_errors(func: Callable) -> Callable:
+    """Print an EnergyHarnessError as one line (no traceback) and exit with status 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except EnergyHarnessError as exc:
+            err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """JSON has no NaN: invalid figures become null."""
+    return None if value is None or math.isnan(value) else value
+
+
+def measurement_table(m: Measurement) -> Table:
+    """A rich table of one measurement, every figure labelled with its source."""
+    table = Table(title=f"{m.name}: {m.duration_s:.3f} s", title_justify="left")
+    for column in ("probe", "domain", "source", "energy_j", "power_w", "in total"):
+        table.add_column(column, justify="right" if column[-2:] in ("_j", "_w") else "left")
+    for d in m.domains:
+        if d.energy_j is None:
+            energy, power = "invalid", ""
+        else:
+            energy = f"{d.energy_j:.3f}"
+            power = f"{d.energy_j / m.duration_s:.2f}" if m.duration_s > 0 else ""
+        label = "modelled" if d.source == SOURCE_MODEL else d.source
+        table.add_row(d.probe, d.domain, label, energy, power, "yes" if d.in_total else "")
+    return table
+
+
+def domain_notes(m: Measurement) -> list[str]:
+    """One plain line per domain that has a note or an invalid reading."""
+    lines = []
+    for d in m.domains:
+        if d.invalid_reason:
+            lines.append(f"{d.domain}: INVALID: {d.invalid_reason}")
+        elif d.note:
+            lines.append(f"{d.domain}: {d.note}")
+    return lines
+
+
+def total_line(m: Measurement) -> str:
+    """One line: total energy, average power and what the total is made of."""
+    kind = {"counter": "measured", "model": "MODELLED", "counter+model": "measured + modelled"}
+    label = kind.get(m.total_source, m.total_source)
+    line = (
+        f"total {m.total_energy_j:.3f} J ({label}) over {m.duration_s:.3f} s, "
+        f"average {m.average_power_w:.2f} W"
+    )
+    if m.total_source == "counter+model":
+        line += f" [measured {m.measured_energy_j:.3f} J + modelled {m.modelled_energy_j:.3f} J]"
+    return line

@@ -1,0 +1,170 @@
+"""`probes`, `measure` and `demo`: the measurement-core commands."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from harness.commands.common import (
+    PowercapRoot,
+    ProbeNames,
+    domain_notes,
+    err_console,
+    finite_or_none,
+    measurement_table,
+    probe_options,
+    total_line,
+    user_errors,
+)
+from harness.errors import EnergyHarnessError
+from harness.meter import EnergyMeter
+from harness.probes_loader import load_probes, probe_statuses
+
+console = Console()
+
+
+@user_errors
+def probes_command(
+    powercap_root: PowercapRoot = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array.")] = False,
+) -> None:
+    """List every registered probe: available or why not, its domains and source."""
+    rows = probe_statuses(probe_options(powercap_root))
+    if as_json:
+        print(json.dumps([r.__dict__ for r in rows]))
+        return
+    table = Table(title="probes")
+    for column in ("probe", "available", "source", "domains", "why not / note"):
+        table.add_column(column)
+    for r in rows:
+        note = r.reason if not r.available else ("" if r.default else "opt-in: --probe " + r.name)
+        cells = (r.name, "yes" if r.available else "no", r.source, ", ".join(r.domains), note)
+        table.add_row(*(Text(c) for c in cells))
+    console.print(table)
+
+
+def _run_child(cmd: list[str], quiet_stdout: bool) -> int:
+    """Run the command, wait for it (Ctrl-C waits too), and return a shell-style exit code."""
+    try:
+        child = subprocess.Popen(cmd, stdout=sys.stderr if quiet_stdout else None)
+    except FileNotFoundError:
+        err_console.print(f"energy-harness: command not found: {cmd[0]}", markup=False)
+        return 127
+    except PermissionError:
+        err_console.print(f"energy-harness: permission denied: {cmd[0]}", markup=False)
+        return 126
+    while True:
+        try:
+            code = child.wait()
+            break
+        except KeyboardInterrupt:
+            continue  # the child got the same SIGINT; report what it used
+    return 128 + (-code) if code < 0 else code
+
+
+@user_errors
+def measure_command(
+    cmd: Annotated[list[str] | None, typer.Argument(help="The command, after `--`.")] = None,
+    probe: ProbeNames = None,
+    powercap_root: PowercapRoot = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print one JSON object on stdout (the command's stdout goes to stderr)."
+        ),
+    ] = False,
+) -> None:
+    """Run a command and report its energy per domain, like `perf stat` for joules."""
+    if not cmd:
+        raise typer.BadParameter("give the command after `--`, e.g. `measure -- python t.py`")
+    meter = EnergyMeter(load_probes(probe, probe_options(powercap_root)))
+    with meter:
+        meter.begin_window("command")
+        exit_code = _run_child(cmd, quiet_stdout=as_json)
+        m = meter.end_window("command")
+    if exit_code == 127 and not as_json:
+        raise typer.Exit(127)
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "duration_s": m.duration_s,
+                    "total_energy_j": finite_or_none(m.total_energy_j),
+                    "total_source": m.total_source,
+                    "average_power_w": finite_or_none(m.average_power_w),
+                    "domains": [
+                        {
+                            "probe": d.probe,
+                            "domain": d.domain,
+                            "energy_j": d.energy_j,
+                            "source": d.source,
+                            "in_total": d.in_total,
+                            "note": d.note or d.invalid_reason,
+                        }
+                        for d in m.domains
+                    ],
+                    "exit_code": exit_code,
+                    "warnings": list(m.warnings),
+                }
+            )
+        )
+    else:
+        err_console.print(measurement_table(m))
+        for line in domain_notes(m):
+            err_console.print(line, markup=False, highlight=False)
+        err_console.print(total_line(m), markup=False, highlight=False)
+        for warning in m.warnings:
+            err_console.print(f"warning: {warning}", markup=False, highlight=False)
+    raise typer.Exit(exit_code)
+
+
+@user_errors
+def demo_command(
+    probe: ProbeNames = None,
+    powercap_root: PowercapRoot = None,
+    seconds: Annotated[float, typer.Option(help="Length of the busy window (s).")] = 2.0,
+) -> None:
+    """Measure idle power, then a short matrix-product loop (CPU, or GPU when present)."""
+    import torch
+
+    if seconds <= 0:
+        raise EnergyHarnessError(f"--seconds must be positive, got {seconds}")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    n = 2048 if device == "cuda" else 256
+    a = torch.randn(n, n, device=device)
+    meter = EnergyMeter(load_probes(probe, probe_options(powercap_root)))
+    with meter:
+        idle = meter.measure_idle(1.0)
+        console.print("idle power: " + ", ".join(f"{k} {v:.2f} W" for k, v in idle.items()))
+        products = 0
+        with meter.window(f"matmul {n}x{n} on {device}") as w:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                a = torch.tanh(a @ a)
+                products += 1
+    m = w.measurement
+    console.print(measurement_table(m))
+    for line in domain_notes(m):
+        console.print(line, markup=False, highlight=False)
+    console.print(total_line(m), markup=False, highlight=False)
+    flops = 2 * n**3 * products
+    if m.total_energy_j > 0:
+        console.print(f"{flops / m.total_energy_j / 1e9:.2f} GFLOP per joule ({products} products)")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the commands to the CLI."""
+    app.command("probes")(probes_command)
+    app.command(
+        "measure",
+        context_settings={"allow_interspersed_args": False},
+    )(measure_command)
+    app.command("demo")(demo_command)

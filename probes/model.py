@@ -1,0 +1,226 @@
+"""The modelled fallback: energy of the measured process tree, from CPU time and memory.
+
+No hardware counter is read; every figure is labelled `model` and the assumptions are
+recorded in the domain notes and in `info()`.
+
+- CPU: energy_j = cpu_time_s x TDP / logical CPUs. A logical CPU kept busy for one
+  second is charged its share of the package's TDP. Idle and uncore power of the
+  machine are not attributed to the process. TDP comes from codecarbon's bundled
+  table (`codecarbon/data/hardware/cpu_power.csv`, matched on the CPU model name);
+  an unknown CPU gets codecarbon's default of 4 W per logical CPU.
+- RAM: power_w = RAM_W_PER_GB x resident set size (GB) of the tree, integrated over
+  time between readings and by a background sampler. 0.375 W/GB is the "3 W per 8 GB"
+  rule of codecarbon's earlier RAM model.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import os
+import re
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+from probes.base import SOURCE_MODEL, Domain, Probe, ProbeOptions, Reading
+
+DEFAULT_W_PER_THREAD = 4.0  # codecarbon's DEFAULT_POWER_PER_CORE for unknown CPUs
+RAM_W_PER_GB = 3.0 / 8.0
+RAM_SAMPLE_S = 0.5
+
+_NOISE = re.compile(
+    r"\(r\)|\(tm\)|\bcpu\b|@.*$|\d+-core processor|processor|\bwith .*$", re.IGNORECASE
+)
+
+
+def cpu_model_name() -> str:
+    """The CPU model name from /proc/cpuinfo (empty if unknown)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def _clean(name: str) -> str:
+    return " ".join(_NOISE.sub(" ", name).split()).lower()
+
+
+def codecarbon_cpu_table() -> Path | None:
+    """Path of codecarbon's bundled CPU TDP table, without importing codecarbon."""
+    spec = importlib.util.find_spec("codecarbon")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "data/hardware/cpu_power.csv"
+    return path if path.is_file() else None
+
+
+def lookup_tdp_w(cpu_name: str, table: Path | None) -> tuple[float | None, str]:
+    """TDP (W) of `cpu_name` in the table and the row it came from; (None, why) if absent.
+
+    Matches the cleaned name exactly, else the longest table name found in it as whole
+    words (so "AMD EPYC" alone matches nothing rather than an arbitrary EPYC).
+    """
+    if table is None:
+        return None, "codecarbon's CPU table not found"
+    target = _clean(cpu_name)
+    if not target:
+        return None, "CPU model name unknown"
+    best: tuple[int, str, float] | None = None
+    with table.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            name, tdp = row.get("Name", ""), row.get("TDP", "")
+            cleaned = _clean(name)
+            if not cleaned or not tdp:
+                continue
+            if cleaned == target:
+                return float(tdp), f"{table.name}: {name!r}"
+            if re.search(rf"(^|\s){re.escape(cleaned)}(\s|$)", target):
+                if best is None or len(cleaned) > best[0]:
+                    best = (len(cleaned), name, float(tdp))
+    if best:
+        return best[2], f"{table.name}: {best[1]!r}"
+    return None, f"{cpu_name!r} is not in {table.name}"
+
+
+def descendants(pid: int) -> list[int]:
+    """`pid` and all its live descendants.
+
+    Reads /proc/PID/task/TID/children (cheap); where the kernel lacks those files it
+    falls back to psutil, which scans every process on the machine.
+    """
+    tasks = Path(f"/proc/{pid}/task")
+    if not tasks.is_dir():
+        return [pid, *(p.pid for p in psutil.Process(pid).children(recursive=True))]
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except FileNotFoundError:
+            if current == pid:
+                return [pid, *(p.pid for p in psutil.Process(pid).children(recursive=True))]
+        except OSError:
+            continue  # exited meanwhile
+    return out
+
+
+class ModelProbe(Probe):
+    """Modelled CPU and RAM energy of a process tree (always available)."""
+
+    name = "model"
+    source = SOURCE_MODEL
+    min_window_s = 0.05  # CPU-time accounting resolution (scheduler ticks)
+
+    def __init__(self, options: ProbeOptions | None = None) -> None:
+        super().__init__(options)
+        self.pid = self.options.pid or os.getpid()
+        self.threads = psutil.cpu_count(logical=True) or 1
+        self.cpu_name = cpu_model_name()
+        tdp_w, where = lookup_tdp_w(self.cpu_name, codecarbon_cpu_table())
+        if tdp_w is None:
+            self.tdp_w = DEFAULT_W_PER_THREAD * self.threads
+            self.tdp_source = (
+                f"default {DEFAULT_W_PER_THREAD:g} W per logical CPU x {self.threads} "
+                f"(codecarbon's default; {where})"
+            )
+        else:
+            self.tdp_w, self.tdp_source = tdp_w, where
+        self.w_per_thread = self.tdp_w / self.threads
+        self._cpu_s = 0.0
+        self._ram_j = 0.0
+        self._last_rss_gb = 0.0
+        self._last_t = 0.0
+        self._stop = threading.Event()
+        self._sampler: threading.Thread | None = None
+
+    def unavailable_reason(self) -> str | None:
+        if not psutil.pid_exists(self.pid):
+            return f"process {self.pid} does not exist"
+        return None
+
+    def domains(self) -> list[Domain]:
+        cpu_note = (
+            f"modelled: CPU time x {self.w_per_thread:.2f} W per logical CPU "
+            f"(TDP {self.tdp_w:g} W / {self.threads}; TDP from {self.tdp_source})"
+        )
+        ram_note = f"modelled: {RAM_W_PER_GB:.3f} W per GB of resident memory of the tree"
+        return [
+            Domain("cpu:model", SOURCE_MODEL, "cpu", None, cpu_note),
+            Domain("ram:model", SOURCE_MODEL, "dram", None, ram_note),
+        ]
+
+    def _tree_usage(self) -> tuple[float, float]:
+        """CPU seconds (user + system, reaped children included) and RSS in GB of the tree."""
+        try:
+            pids = descendants(self.pid)
+        except psutil.Error:
+            return self._cpu_s, 0.0
+        cpu_s = 0.0
+        rss_bytes = 0
+        for pid in pids:
+            try:
+                proc = psutil.Process(pid)
+                times = proc.cpu_times()
+                cpu_s += times.user + times.system + times.children_user + times.children_system
+                rss_bytes += proc.memory_info().rss
+            except psutil.Error:
+                continue  # exited meanwhile: its time reaches its parent's children_* fields
+        return cpu_s, rss_bytes / 1e9
+
+    def _advance(self) -> float:
+        cpu_s, rss_gb = self._tree_usage()
+        now = time.monotonic()
+        # A child that exited but is not yet reaped drops out for a moment: never go back.
+        self._cpu_s = max(self._cpu_s, cpu_s)
+        if self._last_t:
+            self._ram_j += RAM_W_PER_GB * (rss_gb + self._last_rss_gb) / 2 * (now - self._last_t)
+        self._last_rss_gb, self._last_t = rss_gb, now
+        return now
+
+    def start(self) -> None:
+        if self._sampler is not None:
+            return
+        with self._lock:
+            self._advance()
+        self._stop.clear()
+        self._sampler = threading.Thread(target=self._sample, name="model-ram", daemon=True)
+        self._sampler.start()
+
+    def close(self) -> None:
+        if self._sampler is not None:
+            self._stop.set()
+            self._sampler.join(timeout=5)
+            self._sampler = None
+
+    def _sample(self) -> None:
+        while not self._stop.wait(RAM_SAMPLE_S):
+            with self._lock:
+                self._advance()
+
+    def read(self) -> Reading:
+        with self._lock:
+            now = self._advance()
+            return Reading(
+                timestamp_s=now,
+                energy_j={"cpu:model": self._cpu_s * self.w_per_thread, "ram:model": self._ram_j},
+            )
+
+    def info(self) -> dict[str, object]:
+        return {
+            "pid": self.pid,
+            "cpu_model": self.cpu_name,
+            "logical_cpus": self.threads,
+            "tdp_w": self.tdp_w,
+            "tdp_source": self.tdp_source,
+            "w_per_logical_cpu": self.w_per_thread,
+            "ram_w_per_gb": RAM_W_PER_GB,
+            "ram_source": "3 W per 8 GB, codecarbon's earlier RAM model",
+        }

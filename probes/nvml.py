@@ -1,0 +1,262 @@
+"""NVIDIA GPU energy through NVML (the official `nvidia-ml-py` binding, `import pynvml`).
+
+One domain per visible GPU (`gpu:0`, `gpu:1`, ... in CUDA's numbering, so `gpu:0` is
+what `cuda:0` runs on). Visibility follows `CUDA_VISIBLE_DEVICES` (indices, `GPU-`
+UUIDs or unique UUID prefixes).
+
+Where the GPU has the total-energy counter (`nvmlDeviceGetTotalEnergyConsumption`,
+millijoules, Volta and newer) it is read directly. Otherwise board power
+(`nvmlDeviceGetPowerUsage`, milliwatts) is sampled in a background thread and
+integrated with the trapezoid rule.
+
+Update period: NVML refreshes the energy counter and power readings about every
+100 ms on current data-centre GPUs, so windows shorter than `min_window_s` (0.1 s)
+are mostly quantisation noise; the meter warns about them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from probes.base import SOURCE_COUNTER, Domain, Probe, ProbeOptions, Reading
+from probes.errors import EnergyHarnessError
+
+NVML_UPDATE_PERIOD_S = 0.1
+
+
+@dataclass
+class _Gpu:
+    """One visible GPU and, where it lacks the energy counter, its power integral."""
+
+    domain: str
+    handle: Any
+    physical_index: int
+    uuid: str
+    name: str
+    has_counter: bool
+    mig: bool
+    energy_j: float = 0.0  # integrated power (sampling mode only)
+    last_power_w: float = 0.0
+    last_t: float = 0.0
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def visible_selectors(env: str | None) -> list[str] | None:
+    """CUDA_VISIBLE_DEVICES split into selectors; None means every GPU is visible.
+
+    CUDA stops at the first invalid entry, and so does this parser's caller.
+    """
+    if env is None:
+        return None
+    return [item.strip() for item in env.split(",") if item.strip()]
+
+
+class NvmlProbe(Probe):
+    """Energy per visible NVIDIA GPU: the hardware counter, else sampled board power."""
+
+    name = "nvml"
+    source = SOURCE_COUNTER
+    min_window_s = NVML_UPDATE_PERIOD_S
+
+    def __init__(self, options: ProbeOptions | None = None) -> None:
+        super().__init__(options)
+        self._gpus: list[_Gpu] = []
+        self._reason: str | None = None
+        self._notes: list[str] = []
+        self._nvml: Any = None
+        self._stop = threading.Event()
+        self._sampler: threading.Thread | None = None
+        self._driver = ""
+        self._discover()
+
+    def _discover(self) -> None:
+        try:
+            import pynvml
+        except ImportError:
+            self._reason = "the NVML binding is not installed: pip install nvidia-ml-py"
+            return
+        try:
+            pynvml.nvmlInit()
+        except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
+            self._reason = (
+                f"NVML did not start ({_text(exc)}): no NVIDIA driver or GPU on this machine"
+            )
+            return
+        self._nvml = pynvml
+        try:
+            self._driver = _text(pynvml.nvmlSystemGetDriverVersion())
+            self._gpus = self._visible_gpus(pynvml)
+        except EnergyHarnessError as exc:
+            self._reason = str(exc)
+        except pynvml.NVMLError as exc:
+            self._reason = f"NVML query failed: {_text(exc)}"
+        if not self._reason and not self._gpus:
+            self._reason = "NVML sees no GPU (CUDA_VISIBLE_DEVICES may hide them all)"
+
+    def _visible_gpus(self, nvml: Any) -> list[_Gpu]:
+        count = nvml.nvmlDeviceGetCount()
+        handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
+        uuids = [_text(nvml.nvmlDeviceGetUUID(h)) for h in handles]
+        selectors = visible_selectors(os.environ.get("CUDA_VISIBLE_DEVICES"))
+        if selectors is None:
+            chosen = list(range(count))
+        else:
+            chosen = []
+            for sel in selectors:
+                index = self._resolve(sel, uuids)
+                if index is None:
+                    break  # CUDA ignores everything after the first invalid entry
+                if index not in chosen:
+                    chosen.append(index)
+        gpus = []
+        for cuda_index, idx in enumerate(chosen):
+            handle = handles[idx]
+            gpus.append(
+                _Gpu(
+                    domain=f"gpu:{cuda_index}",
+                    handle=handle,
+                    physical_index=idx,
+                    uuid=uuids[idx],
+                    name=_text(nvml.nvmlDeviceGetName(handle)),
+                    has_counter=self._has_counter(nvml, handle),
+                    mig=self._mig_enabled(nvml, handle),
+                )
+            )
+        return gpus
+
+    def _resolve(self, selector: str, uuids: list[str]) -> int | None:
+        if selector.startswith("MIG-"):
+            raise EnergyHarnessError(
+                f"CUDA_VISIBLE_DEVICES selects MIG instance {selector}: NVML reports power and "
+                "energy per physical GPU only, not per MIG instance. Measure with the parent "
+                "GPU visible (its UUID, from `nvidia-smi -L`) and note that other instances "
+                "on it share the figure"
+            )
+        if selector.isdigit():
+            index = int(selector)
+            return index if index < len(uuids) else None
+        matches = [i for i, u in enumerate(uuids) if u.startswith(selector)]
+        if len(matches) > 1:
+            raise EnergyHarnessError(
+                f"CUDA_VISIBLE_DEVICES entry {selector!r} matches several GPUs; give more of "
+                "the UUID (see `nvidia-smi -L`)"
+            )
+        return matches[0] if matches else None
+
+    @staticmethod
+    def _has_counter(nvml: Any, handle: Any) -> bool:
+        try:
+            nvml.nvmlDeviceGetTotalEnergyConsumption(handle)
+            return True
+        except nvml.NVMLError:
+            return False
+
+    @staticmethod
+    def _mig_enabled(nvml: Any, handle: Any) -> bool:
+        try:
+            current, _pending = nvml.nvmlDeviceGetMigMode(handle)
+            return bool(current)
+        except (nvml.NVMLError, AttributeError, TypeError):
+            return False
+
+    # -- contract --------------------------------------------------------------------
+    def unavailable_reason(self) -> str | None:
+        return self._reason
+
+    def domains(self) -> list[Domain]:
+        out = []
+        for gpu in self._gpus:
+            method = "energy counter" if gpu.has_counter else "integrated power samples"
+            note = f"{gpu.name} (NVML index {gpu.physical_index}), {method}"
+            if gpu.mig:
+                note += "; MIG enabled: the figure is for the whole physical GPU"
+            out.append(Domain(gpu.domain, SOURCE_COUNTER, gpu.domain, None, note))
+        return out
+
+    def start(self) -> None:
+        if self._reason or self._sampler is not None:
+            return
+        if all(g.has_counter for g in self._gpus):
+            return
+        now = time.monotonic()
+        for gpu in self._gpus:
+            if not gpu.has_counter:
+                gpu.last_power_w = self._power_w(gpu)
+                gpu.last_t = now
+        self._stop.clear()
+        self._sampler = threading.Thread(target=self._sample, name="nvml-power", daemon=True)
+        self._sampler.start()
+
+    def close(self) -> None:
+        if self._sampler is not None:
+            self._stop.set()
+            self._sampler.join(timeout=5)
+            self._sampler = None
+
+    def _power_w(self, gpu: _Gpu) -> float:
+        return self._nvml.nvmlDeviceGetPowerUsage(gpu.handle) / 1000.0
+
+    def _integrate(self, gpu: _Gpu, now: float) -> None:
+        power_w = self._power_w(gpu)
+        gpu.energy_j += (power_w + gpu.last_power_w) / 2 * (now - gpu.last_t)
+        gpu.last_power_w, gpu.last_t = power_w, now
+
+    def _sample(self) -> None:
+        period_s = 1.0 / max(self.options.sample_hz, 0.1)
+        while not self._stop.wait(period_s):
+            with self._lock:
+                now = time.monotonic()
+                for gpu in self._gpus:
+                    if not gpu.has_counter:
+                        try:
+                            self._integrate(gpu, now)
+                        except self._nvml.NVMLError:
+                            pass  # the next foreground read reports it
+
+    def read(self) -> Reading:
+        if self._reason:
+            raise EnergyHarnessError(f"nvml probe unavailable: {self._reason}")
+        energy: dict[str, float] = {}
+        with self._lock:
+            now = time.monotonic()
+            try:
+                for gpu in self._gpus:
+                    if gpu.has_counter:
+                        mj = self._nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle)
+                        energy[gpu.domain] = mj / 1000.0
+                    else:
+                        if self._sampler is None:
+                            raise EnergyHarnessError(
+                                f"{gpu.domain} has no energy counter and the power sampler is "
+                                "not running: call start() before read()"
+                            )
+                        self._integrate(gpu, now)
+                        energy[gpu.domain] = gpu.energy_j
+            except self._nvml.NVMLError as exc:
+                raise EnergyHarnessError(f"NVML read failed: {_text(exc)}") from exc
+        return Reading(timestamp_s=now, energy_j=energy)
+
+    def info(self) -> dict[str, object]:
+        return {
+            "driver_version": self._driver,
+            "gpus": [
+                {
+                    "domain": g.domain,
+                    "name": g.name,
+                    "uuid": g.uuid,
+                    "nvml_index": g.physical_index,
+                    "energy_counter": g.has_counter,
+                    "mig_enabled": g.mig,
+                }
+                for g in self._gpus
+            ],
+            "update_period_s": NVML_UPDATE_PERIOD_S,
+            "sample_hz": self.options.sample_hz,
+        }
