@@ -1,0 +1,119 @@
+"""`energy-harness estimate` and `calibrate` from the command line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli import app
+from harness.estimate.profiles import load_profile
+
+runner = CliRunner()
+
+
+def test_estimate_json_is_one_object_with_the_promised_fields():
+    result = runner.invoke(app, ["estimate", "lenet5", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)  # exactly one JSON object, nothing else
+    assert report["kind"] == "estimate" and "not a measurement" in report["label"]
+    assert report["model"] == "lenet5" and report["variant"] == "dense"
+    assert report["flops_per_sample"] == 833_040
+    assert report["bytes_per_sample"] > 0
+    assert set(report["breakdown_j"]) == {"compute", "storage", "communication", "static"}
+    assert report["energy_j_per_sample"] == pytest.approx(sum(report["breakdown_j"].values()))
+    assert set(report["accountings"]) == {"dense-hw", "sparse-ideal", "nonzero-params"}
+    assert report["accountings"]["nonzero-params"]["nonzero_params"] == 61_706
+
+
+def test_estimate_options_change_the_estimate():
+    def run(*args: str) -> dict:
+        result = runner.invoke(app, ["estimate", "lenet5", "--json", *args])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    base = run("--profile", "h100-class")
+    batched = run("--profile", "h100-class", "--batch-size", "16")
+    assert batched["bytes_per_sample"] < base["bytes_per_sample"]  # weights amortised
+    assert batched["flops_per_sample"] == base["flops_per_sample"]
+    training = run("--profile", "h100-class", "--mode", "training", "--world-size", "2")
+    assert training["flops_per_sample"] > 2.5 * base["flops_per_sample"]
+    assert training["comm_bytes_per_sample_by_channel"]["interconnect"] > 0
+    timed = run("--profile", "h100-class", "--duration-s", "0.001")
+    assert timed["breakdown_j"]["static"] == pytest.approx(70.0 * 0.001)
+    assert timed["duration_source"] == "measured"
+
+
+def test_estimate_human_output_is_labelled_as_an_estimate():
+    result = runner.invoke(app, ["estimate", "mlp", "--profile", "x86-server-cpu"])
+    assert result.exit_code == 0, result.output
+    assert "not a measurement" in " ".join(result.stdout.split())
+    assert "mlp [dense]" in result.stdout
+    assert "sparse-ideal" in result.stdout
+
+
+def test_unknown_profile_and_mode_are_user_errors():
+    result = runner.invoke(app, ["estimate", "lenet5", "--profile", "tpu-v9"])
+    assert result.exit_code == 2
+    assert "horowitz-45nm" in result.stderr and "Traceback" not in result.output
+    result = runner.invoke(app, ["estimate", "lenet5", "--mode", "serving"])
+    assert result.exit_code == 2 and "--mode" in result.stderr
+
+
+def test_calibrate_from_a_run_reports_leave_one_out_per_case(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 12
+    cases = pd.DataFrame(
+        {
+            "case": [f"case-{i}" for i in range(n)],
+            "duration_s": rng.uniform(1, 5, n),
+            "flops": rng.uniform(1e12, 1e13, n),
+            "bytes": rng.uniform(1e11, 1e12, n),
+            "comm_bytes": np.zeros(n),
+            "energy_source": "counter",
+        }
+    )
+    exact = 50 * cases["duration_s"] + 30e-12 * cases["flops"] + 200e-12 * cases["bytes"]
+    cases["energy_j"] = exact * (1 + rng.normal(0, 0.005, n))
+    cases["estimated_energy_j"] = exact * 1.3
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    cases.to_csv(run_dir / "cases.csv", index=False)
+    out = tmp_path / "fitted.toml"
+    result = runner.invoke(app, ["calibrate", "--from", str(run_dir), "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [c["case"] for c in report["cases"]] == list(cases["case"])
+    assert report["median_abs_loo_error_pct"] < 2
+    assert report["coefficients"]["flops"]["value"] == pytest.approx(30, rel=0.1)
+    assert report["cases"][0]["prior_estimate_error_pct"] == pytest.approx(30, abs=2)
+    assert report["undetermined"] == ["comm_bytes"]
+    profile = load_profile(out)
+    assert profile.memory["dram"].pj_per_byte == pytest.approx(200, rel=0.1)
+    human = runner.invoke(app, ["calibrate", "--from", str(run_dir)])
+    assert human.exit_code == 0 and "case-11" in human.stdout and "LOO" in human.stdout
+
+
+def test_calibrate_from_a_directory_without_cases_is_a_user_error(tmp_path):
+    result = runner.invoke(app, ["calibrate", "--from", str(tmp_path)])
+    assert result.exit_code == 2 and "cases.csv" in result.stderr
+
+
+def test_calibrate_with_microbenchmarks_writes_a_profile(fake_powercap, tmp_path):
+    tree = fake_powercap()
+    out = tmp_path / "machine.toml"
+    args = ["calibrate", "--probe", "rapl", "--powercap-root", str(tree.root), "--device"]
+    args += ["cpu", "--small", "--seconds", "0.03", "--idle-s", "0.03", "--out", str(out)]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["energy_source"] == ["counter"]
+    assert report["profile_path"] == str(out)
+    profile = load_profile(out)
+    assert profile.target == "cpu" and not profile.host_to_device_inputs
+    assert profile.static.power_w > 0  # the fake machine draws 25 W whatever it does
+    assert "probes rapl" in profile.static.source
+    assert len(profile.fit["rows"]) == 6  # idle + 2 benchmarks, 2 rounds
