@@ -17,6 +17,7 @@ app = typer.Typer(
 # Each module defines `register(app)`; add a module here to add its commands.
 COMMAND_MODULES = [
     "harness.commands.measure",
+    "harness.commands.estimate",
 ]
 
 
