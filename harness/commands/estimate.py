@@ -263,6 +263,13 @@ def _calibrate_from(
         cases = pd.read_csv(path)
     except (OSError, ValueError) as exc:
         raise EnergyHarnessError(f"cannot read {path}: {exc}") from exc
+    energy = pd.to_numeric(cases["energy_j"], errors="coerce") if "energy_j" in cases else None
+    dropped: list[str] = []
+    if energy is not None:
+        bad = energy.isna() | (energy <= 0)
+        names = cases["case"] if "case" in cases else cases.index
+        dropped = [str(c) for c in names[bad]]
+        cases = cases[~bad].reset_index(drop=True)
     fit = fit_cases(cases, flops_dtype=flops_dtype, memory_level=memory_level)
     loo = leave_one_out(cases, flops_dtype=flops_dtype, memory_level=memory_level)
     loo["fitted_energy_j"] = fit.rows["fitted_energy_j"].to_numpy()
@@ -301,6 +308,7 @@ def _calibrate_from(
                     "rms_residual_pct": fit.rms_residual_pct,
                     "median_abs_loo_error_pct": median_abs,
                     "undetermined": list(fit.undetermined),
+                    "dropped_cases": dropped,
                     "cases": loo.to_dict(orient="records"),
                     "profile_path": str(written) if written else None,
                 }
@@ -334,6 +342,8 @@ def _calibrate_from(
         markup=False,
         highlight=False,
     )
+    if dropped:
+        console.print(f"dropped cases without a valid energy_j: {', '.join(dropped)}", markup=False)
     if sources and sources != {"counter"}:
         console.print(f"note: energy in this run is {_energy_label(sources)}", markup=False)
     if written:

@@ -6,9 +6,11 @@ window, with the counts of the work done in that window:
     case         a name for the row (optional; the index is used otherwise)
     duration_s   measured duration of the window (s)                      required
     energy_j     measured energy of the window (J), > 0                   required
-    flops        FLOPs in the window, or per dtype flops_fp32, flops_bf16, ...
+    flops        FLOPs in the window, or per dtype: flops_fp32, flops_bf16, flops_int8, ...
     bytes        main-memory bytes moved in the window
-    comm_bytes   transferred bytes, or per link comm_bytes_host_to_device, ...
+    comm_bytes   transferred bytes, or per link: comm_bytes_host_to_device,
+                 comm_bytes_interconnect
+Other columns are ignored.
 
 `energy-harness calibrate --from RUN_DIR` reads it from RUN_DIR/cases.csv;
 `ModelEstimate.case_columns(steps)` gives the count columns of a suite case, so a runner
@@ -30,7 +32,14 @@ from scipy.optimize import nnls
 
 from harness.errors import EnergyHarnessError
 from harness.estimate.energy import PJ
-from harness.estimate.profiles import ComputeEnergy, Profile, StaticPower, TransferEnergy
+from harness.estimate.profiles import (
+    CHANNELS,
+    DTYPES,
+    ComputeEnergy,
+    Profile,
+    StaticPower,
+    TransferEnergy,
+)
 
 STATIC = "duration_s"
 REQUIRED = ("duration_s", "energy_j")
@@ -91,14 +100,14 @@ def features_of(
             "and count columns (flops or flops_<dtype>, bytes, comm_bytes or comm_bytes_<link>)"
         )
     features = [Feature(STATIC, "static", "static", "s")]
-    per_dtype = [c for c in df.columns if c.startswith("flops_")]
+    per_dtype = [c for c in df.columns if c.removeprefix("flops_") in DTYPES and c != "flops"]
     if per_dtype:
         features += [Feature(c, "compute", c.removeprefix("flops_"), "FLOP") for c in per_dtype]
     elif "flops" in df.columns:
         features.append(Feature("flops", "compute", flops_dtype, "FLOP"))
     if "bytes" in df.columns:
         features.append(Feature("bytes", "memory", memory_level, "byte"))
-    per_link = [c for c in df.columns if c.startswith("comm_bytes_")]
+    per_link = [c for c in df.columns if c.removeprefix("comm_bytes_") in CHANNELS]
     if per_link:
         features += [
             Feature(c, "communication", c.removeprefix("comm_bytes_"), "byte") for c in per_link

@@ -105,7 +105,8 @@ class ModelEstimate:
         """Columns for a suite's cases.csv: counts and estimates of `steps` steps.
 
         These are the inputs `harness.estimate.calibrate.fit_cases` reads (see there):
-        `flops`, `flops_<dtype>`, `bytes`, `comm_bytes`, plus `estimated_energy_j` (dense-hw,
+        `flops`, `flops_<dtype>`, `bytes`, `comm_bytes`, `comm_bytes_<link>`, plus
+        `estimated_energy_j` (dense-hw,
         with its static part from the duration given to `estimate_model`, if any),
         `estimated_sparse_ideal_energy_j` and `nonzero_params`.
         """
@@ -117,6 +118,8 @@ class ModelEstimate:
         }
         for dtype, flops in dense.flops_by_dtype.items():
             row[f"flops_{dtype}"] = flops * steps
+        for channel, nbytes in dense.comm_bytes.items():
+            row[f"comm_bytes_{channel}"] = nbytes * steps
         row["estimated_energy_j"] = self.energy[DENSE_HW].energy_j * steps
         row["estimated_sparse_ideal_energy_j"] = self.energy[SPARSE_IDEAL].energy_j * steps
         row["nonzero_params"] = float(self.counts.nonzero.nonzero_params)

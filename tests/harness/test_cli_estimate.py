@@ -79,6 +79,9 @@ def test_calibrate_from_a_run_reports_leave_one_out_per_case(tmp_path):
     exact = 50 * cases["duration_s"] + 30e-12 * cases["flops"] + 200e-12 * cases["bytes"]
     cases["energy_j"] = exact * (1 + rng.normal(0, 0.005, n))
     cases["estimated_energy_j"] = exact * 1.3
+    cases["flops_per_sample"] = 1.0  # other columns are ignored
+    failed = cases.iloc[[0]].assign(case="failed-case", energy_j=float("nan"))
+    cases = pd.concat([cases, failed], ignore_index=True)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     cases.to_csv(run_dir / "cases.csv", index=False)
@@ -86,7 +89,8 @@ def test_calibrate_from_a_run_reports_leave_one_out_per_case(tmp_path):
     result = runner.invoke(app, ["calibrate", "--from", str(run_dir), "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert [c["case"] for c in report["cases"]] == list(cases["case"])
+    assert [c["case"] for c in report["cases"]] == [f"case-{i}" for i in range(n)]
+    assert report["dropped_cases"] == ["failed-case"]
     assert report["median_abs_loo_error_pct"] < 2
     assert report["coefficients"]["flops"]["value"] == pytest.approx(30, rel=0.1)
     assert report["cases"][0]["prior_estimate_error_pct"] == pytest.approx(30, abs=2)
