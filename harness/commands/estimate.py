@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated
 
 import pandas as pd
+import torch
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -60,30 +61,71 @@ def si(value: float | None, unit: str) -> str:
     return f"{value:.3g} {unit}"
 
 
-def prepare_model(model_name: str, variant: str, batch_size: int):
-    """The model (compressed as `variant`) and one batch of example input."""
+def _parse_params(pairs: list[str] | None) -> dict[str, object]:
+    """`key=value` pairs; values read as TOML literals (0.9, true, "x"), else as text."""
+    import tomllib
+
+    params: dict[str, object] = {}
+    for pair in pairs or []:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise EnergyHarnessError(f"--param {pair!r}: write it as key=value, e.g. sparsity=0.9")
+        try:
+            params[key.strip()] = tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            params[key.strip()] = text.strip()
+    return params
+
+
+def prepare_model(
+    model_name: str, variant: str, batch_size: int, params: dict[str, object] | None = None
+):
+    """A randomly initialised model compressed as `variant`, one batch of input, and notes.
+
+    Uses harness.compress without training or fine-tuning (no data, no hardware needed).
+    `semi-structured-2:4`, which runs only on sparse tensor cores, is estimated as its
+    2:4 pattern applied in half precision.
+    """
     from benchmarks.models import build_model, example_input
 
     if batch_size < 1:
         raise EnergyHarnessError(f"--batch-size must be at least 1, got {batch_size}")
     model = build_model(model_name)
-    if variant != "dense":
-        model = _compress(model, model_name, variant)
-    return model, example_input(model_name, batch_size)
+    example = example_input(model_name, batch_size)
+    if variant == "dense" and not params:
+        return model, example, []
+    from benchmarks.data import load_synthetic_splits
+    from harness import compress
+
+    resolved = compress.resolve_variant(variant, params)
+    if "fine_tune_epochs" in resolved:
+        resolved["fine_tune_epochs"] = 0
+    notes = [f"variant {variant} applied to randomly initialised weights, without training "
+             "or fine-tuning"]  # fmt: skip
+    if variant == compress.SEMI_STRUCTURED:
+        layers = compress.semi_structured_layers(model)
+        if not layers:
+            raise compress.VariantUnsupported(variant, "no linear layer has a 2:4-eligible shape")
+        modules = dict(model.named_modules())
+        for name in layers:
+            weight = modules[name].weight
+            with torch.no_grad():
+                weight.mul_(compress.two_four_mask(weight))
+        notes.append(
+            f"2:4 pattern in {len(layers)} linear layers, in half precision; sparse tensor "
+            "cores realise about the sparse-ideal count of those layers"
+        )
+        model = model.half().eval()
+        example = example.half() if example.is_floating_point() else example
+        return model, example, notes
+    if variant == "threshold":
+        notes.append("threshold pruning of untrained weights: a trained model's sparsity differs")
+    data = load_synthetic_splits(model=model_name, train_size=1, test_size=1)
+    compressed = compress.compress_model(model, variant, resolved, data, device="cpu")
+    return compressed.model, example, notes
 
 
-def _compress(model, model_name: str, variant: str):
-    try:
-        from harness import compress
-    except ImportError as exc:
-        raise EnergyHarnessError(
-            f"variant {variant!r} needs harness.compress, which is not installed ({exc}); "
-            "use --variant dense"
-        ) from exc
-    return compress.apply_variant(model, variant)
-
-
-def _print_estimate(est: ModelEstimate, title: str) -> None:
+def _print_estimate(est: ModelEstimate, title: str, notes: list[str]) -> None:
     d = est.to_dict()
     console.print(f"[bold]{escape(title)}[/bold]: {ESTIMATE_LABEL}", highlight=False)
     console.print(
@@ -137,7 +179,7 @@ def _print_estimate(est: ModelEstimate, title: str) -> None:
         markup=False,
         highlight=False,
     )
-    for note in d["notes"]:
+    for note in notes:
         console.print(f"note: {note}", markup=False, highlight=False)
 
 
@@ -146,7 +188,19 @@ def estimate_command(
     model: Annotated[
         str, typer.Argument(help="Model name (e.g. lenet5) or package.module:factory.")
     ],
-    variant: Annotated[str, typer.Option(help="Compression variant (dense = none).")] = "dense",
+    variant: Annotated[
+        str,
+        typer.Option(
+            help="Compression variant: dense, threshold, magnitude, structured, "
+            "semi-structured-2:4, int8-dynamic (applied to untrained weights)."
+        ),
+    ] = "dense",
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param", help="Variant parameter key=value (repeat), e.g. --param sparsity=0.9."
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Samples per step.")] = 1,
     profile: Annotated[str, typer.Option(help=_PROFILES_HELP)] = DEFAULT_PROFILE,
     mode: Annotated[str, typer.Option(help="inference or training.")] = "inference",
@@ -182,7 +236,7 @@ def estimate_command(
     """Estimate the energy per sample of a model on a profiled target (no hardware needed)."""
     if mode not in MODES:
         raise EnergyHarnessError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
-    net, example = prepare_model(model, variant, batch_size)
+    net, example, notes = prepare_model(model, variant, batch_size, _parse_params(param))
     est = estimate_model(
         net,
         example,
@@ -194,10 +248,12 @@ def estimate_command(
         optimizer=optimizer,
         memory_level=memory_level,
     )
+    report = {"model": model, "variant": variant, **est.to_dict()}
+    report["notes"] = [*notes, *report["notes"]]
     if as_json:
-        print(json.dumps({"model": model, "variant": variant, **est.to_dict()}))
+        print(json.dumps(report))
         return
-    _print_estimate(est, f"{model} [{variant}]")
+    _print_estimate(est, f"{model} [{variant}]", report["notes"])
 
 
 # -- calibrate ------------------------------------------------------------------------------

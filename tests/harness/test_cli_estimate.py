@@ -121,3 +121,32 @@ def test_calibrate_with_microbenchmarks_writes_a_profile(fake_powercap, tmp_path
     assert profile.static.power_w > 0  # the fake machine draws 25 W whatever it does
     assert "probes rapl" in profile.static.source
     assert len(profile.fit["rows"]) == 6  # idle + 2 benchmarks, 2 rounds
+
+
+def _estimate(*args: str) -> dict:
+    result = runner.invoke(app, ["estimate", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_estimate_of_compressed_variants():
+    dense = _estimate("lenet5")
+    magnitude = _estimate("lenet5", "--variant", "magnitude", "--param", "sparsity=0.9")
+    assert magnitude["variant"] == "magnitude" and magnitude["notes"]
+    assert magnitude["flops_per_sample"] == dense["flops_per_sample"]  # dense-hw: unchanged
+    assert 0.1 < magnitude["density"] < 0.11  # 90 % of weights, biases kept
+    ideal = magnitude["accountings"]["sparse-ideal"]
+    assert ideal["flops_per_sample"] < 0.6 * dense["flops_per_sample"]
+    assert ideal["energy_j_per_sample"] < magnitude["energy_j_per_sample"]
+    structured = _estimate("lenet5", "--variant", "structured", "--param", "ratio=0.5")
+    assert structured["flops_per_sample"] < 0.5 * dense["flops_per_sample"]
+    assert structured["energy_j_per_sample"] < dense["energy_j_per_sample"]
+    int8 = _estimate("mlp", "--variant", "int8-dynamic")
+    assert set(int8["flops_by_dtype_per_sample"]) == {"int8"}
+
+
+def test_bad_variant_parameters_are_user_errors():
+    result = runner.invoke(app, ["estimate", "lenet5", "--variant", "magnitude", "--param", "x=1"])
+    assert result.exit_code == 2 and "unknown parameter" in result.stderr
+    result = runner.invoke(app, ["estimate", "lenet5", "--variant", "pruned-ish"])
+    assert result.exit_code == 2 and "known variants" in result.stderr
