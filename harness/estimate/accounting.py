@@ -95,8 +95,16 @@ def is_packed_quantized(module: nn.Module) -> bool:
     return isinstance(module, QuantizedLinear)
 
 
-def _info(name: str, tensor: torch.Tensor, kind: str) -> WeightInfo:
+def _plain(tensor: torch.Tensor) -> torch.Tensor:
+    """A dense view of a weight; tensor subclasses (2:4 sparse) are densified."""
     tensor = tensor.detach()
+    if type(tensor) not in (torch.Tensor, nn.Parameter) and hasattr(tensor, "to_dense"):
+        tensor = tensor.to_dense()
+    return tensor
+
+
+def _info(name: str, tensor: torch.Tensor, kind: str) -> WeightInfo:
+    tensor = _plain(tensor)
     if tensor.is_quantized:
         nonzero = _quantized_nonzero(tensor)
     elif tensor.device.type == "meta":

@@ -190,7 +190,8 @@ def _copy(model: nn.Module, meta: bool) -> nn.Module:
     memo: dict[int, object] = {}
     if meta:
         for t in itertools.chain(model.parameters(), model.buffers()):
-            m = torch.empty_like(t, device="meta")
+            # Shape and dtype only: a sparse tensor subclass (2:4) becomes a dense meta tensor.
+            m = torch.empty(t.shape, dtype=t.dtype, device="meta")
             memo[id(t)] = nn.Parameter(m, t.requires_grad) if isinstance(t, nn.Parameter) else m
     for t in _plain_tensor_attributes(model):
         if id(t) not in memo:
