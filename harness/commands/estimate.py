@@ -260,10 +260,14 @@ def estimate_command(
 
 
 def _energy_label(sources: set[str]) -> str:
-    if sources == {"counter"}:
+    """How the fitted energy was obtained, in words (modelled energy said loudly)."""
+    parts = {part for s in sources for part in s.split("+")}
+    if parts == {"counter"}:
         return "measured by hardware counters"
-    if "model" in sources or any("model" in s for s in sources):
-        return "PARTLY OR WHOLLY MODELLED by a probe (not a hardware measurement)"
+    if parts == {"model"}:
+        return "MODELLED by a probe, not measured by hardware counters"
+    if "model" in parts:
+        return "partly measured by counters, partly MODELLED by a probe"
     return "of source " + ", ".join(sorted(sources))
 
 

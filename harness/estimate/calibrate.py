@@ -287,7 +287,7 @@ def fit_to_profile(
         memory_level=next(iter(memory)),
         host_to_device_inputs=host_to_device_inputs,
         derivation=(
-            f"Fitted to measured energy: {provenance}.\n"
+            f"Fitted to the energy of {provenance}.\n"
             "Model: energy_j = static power_w x duration_s + sum of pJ per unit x count, "
             "all coefficients >= 0 (non-negative least squares, relative residuals).\n"
             "Residuals per measured window are in the [fit] table. A coefficient the "
