@@ -150,3 +150,15 @@ def test_bad_variant_parameters_are_user_errors():
     assert result.exit_code == 2 and "unknown parameter" in result.stderr
     result = runner.invoke(app, ["estimate", "lenet5", "--variant", "pruned-ish"])
     assert result.exit_code == 2 and "known variants" in result.stderr
+
+
+def test_a_profile_fitted_to_modelled_energy_says_so(tmp_path):
+    out = tmp_path / "modelled.toml"
+    args = ["calibrate", "--probe", "model", "--device", "cpu", "--small", "--seconds", "0.03"]
+    result = runner.invoke(app, [*args, "--idle-s", "0.03", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["energy_source"] == ["model"]
+    assert "MODELLED" in report["energy_label"]
+    profile = load_profile(out)
+    assert "MODELLED" in profile.static.source and "MODELLED" in profile.derivation
