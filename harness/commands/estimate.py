@@ -173,9 +173,16 @@ def _print_estimate(est: ModelEstimate, title: str, notes: list[str]) -> None:
     nz = d["accountings"][NONZERO_PARAMS]
     acc.add_row(NONZERO_PARAMS, "", "", f"{nz['nonzero_params']:,}", _MEANING[NONZERO_PARAMS])
     console.print(acc)
+    ops = sorted(d["flops_by_op_per_sample"].items(), key=lambda kv: -kv[1])
+    console.print(
+        "FLOPs per sample by operator: "
+        + ", ".join(f"{op.removeprefix('aten.')} {si(flops, 'FLOP')}" for op, flops in ops),
+        markup=False,
+        highlight=False,
+    )
     console.print(
         f"density {d['density']:.3f} ({d['nonzero_params']:,} of {d['params']:,} parameters "
-        "nonzero); see --json for FLOPs per operator",
+        f"nonzero); counted on {d['counted_on']}",
         markup=False,
         highlight=False,
     )

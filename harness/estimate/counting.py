@@ -275,8 +275,8 @@ def _run_counted(
     handles = _tag_weights(counter, model, weights)
     label_bytes = 0
     model.train(mode_name == "training")
-    try:
-        with _countable_kernels(), flop_counter, counter:
+    try:  # fork_rng: a real run (dropout, random labels) leaves the caller's RNG as it was
+        with torch.random.fork_rng(devices=[]), _countable_kernels(), flop_counter, counter:
             if mode_name == "training":
                 output = model(*inputs)
                 loss, label_bytes = _loss(output, inputs[0].shape[0])
