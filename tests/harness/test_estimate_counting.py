@@ -199,3 +199,25 @@ def test_bad_arguments_are_user_errors():
         count_step(LeNet5(), example_input("lenet5", 1), mode="training", optimizer="lion")
     with pytest.raises(EnergyHarnessError, match="world size"):
         count_step(LeNet5(), example_input("lenet5", 1), world_size=0)
+
+
+class CpuTensorInForward(nn.Module):
+    """Makes a CPU tensor in its forward: it cannot run on the meta device."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.fc(x * torch.full((4,), 2.0)))
+
+
+def test_a_model_that_cannot_go_to_meta_is_run_for_real_without_touching_the_rng():
+    model, x = CpuTensorInForward(), torch.randn(2, 4)
+    state = torch.get_rng_state()
+    counts = count_step(model, x, mode="training")  # dropout draws random numbers
+    assert counts.counted_on == "cpu" and "meta device" in counts.notes[0]
+    # forward 2x4x3 MACs, backward weight gradient only (x needs no gradient): 2 x 48
+    assert counts.dense_hw.flops == 48 + 48
+    assert torch.equal(torch.get_rng_state(), state)
