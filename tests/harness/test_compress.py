@@ -28,6 +28,15 @@ from harness.compress import (
 from probes.errors import EnergyHarnessError
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Small models train as fast on one thread, and a loaded machine cannot stall them."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def digits():
     return load_dataset("digits")
