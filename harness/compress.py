@@ -303,6 +303,8 @@ def structured_prune(
     """
     import torch_pruning as tp
 
+    with torch.no_grad():
+        out_shape = model.eval()(example_input).shape
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
@@ -316,13 +318,19 @@ def structured_prune(
             )
             pruner.step()
         with torch.no_grad():
-            model.eval()(example_input)
+            pruned_shape = model.eval()(example_input).shape
     except EnergyHarnessError:
         raise
     except Exception as exc:  # noqa: BLE001 - torch-pruning fails in many ways
         raise VariantUnsupported(
             "structured", f"torch-pruning cannot prune {type(model).__name__}: {exc}"
         ) from exc
+    if pruned_shape != out_shape:
+        raise VariantUnsupported(
+            "structured",
+            f"pruning changed the output shape from {tuple(out_shape)} to {tuple(pruned_shape)}: "
+            "the last linear layer registered is not the classifier of this model",
+        )
     return model
 
 
@@ -534,7 +542,7 @@ def _finalize(model: nn.Module, meta: Mapping[str, Any], device: torch.device) -
     """Put a prepared (or cached) model on its run device, in its run format."""
     if meta.get("sparse_layers"):
         return to_semi_structured(model, list(meta["sparse_layers"]), device)
-    return model.to(torch.device(meta["run_device"])).eval()
+    return model.to(device).eval()
 
 
 def prepare_model(
@@ -576,7 +584,7 @@ def prepare_model(
         meta = hit.meta
         say(f"{model_name}/{variant}: from cache {hit.path}")
         model = _finalize(hit.model, meta, device)
-        return _prepared(model, meta, key_fields, key, hit.path, True)
+        return _prepared(model, meta, key_fields, key, hit.path, True, device)
 
     if variant == "dense":
         seed_everything(seed)
@@ -612,7 +620,7 @@ def prepare_model(
     report = sparsity_report(compressed.model, reference_params)
     meta: dict[str, Any] = {
         "steps": [*compressed.steps, "evaluate: test accuracy"],
-        "run_device": str(compressed.run_device),
+        "prepared_on": str(compressed.run_device),  # for the record: a hit may run elsewhere
         "input_dtype": str(compressed.input_dtype).removeprefix("torch."),
         "sparse_layers": compressed.sparse_layers,
         "report": dataclasses.asdict(report),
@@ -634,7 +642,7 @@ def prepare_model(
             key_fields=key_fields,
             meta=meta,
         )
-    return _prepared(model, meta, key_fields, key, path, False)
+    return _prepared(model, meta, key_fields, key, path, False, device)
 
 
 def _prepared(
@@ -644,6 +652,7 @@ def _prepared(
     key: str,
     path: Path | None,
     from_cache: bool,
+    device: torch.device,
 ) -> PreparedModel:
     return PreparedModel(
         model=model,
@@ -657,7 +666,7 @@ def _prepared(
         dense_accuracy=float(meta["dense_accuracy"]),
         report=SparsityReport(**meta["report"]),
         steps=tuple(meta["steps"]),
-        device=torch.device(meta["run_device"]),
+        device=device,
         input_dtype=getattr(torch, meta["input_dtype"]),
         cache_key=key,
         cache_path=path,

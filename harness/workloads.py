@@ -243,17 +243,20 @@ def measure_workload(
     step: Step,
     iterations: int,
     *,
-    min_window_s: float = 0.0,
+    min_window_s: float | None = None,
     sync: Callable[[], None] = sync_cuda,
 ) -> WorkloadRun:
     """Run `iterations` steps inside one meter window named `name`.
 
     If the steps ran faster than calibrated and the window would be shorter than
-    `min_window_s`, more steps are run inside the same window until it is long enough;
-    `WorkloadRun.iterations` and `samples` count every step that ran.
+    `min_window_s` (default: `meter.min_window_s`; 0 turns this off), more steps are run
+    inside the same window until it is long enough. `WorkloadRun.iterations` and
+    `samples` count every step that ran: use them, not the calibrated count, per sample.
     """
     if iterations < 1:
         raise EnergyHarnessError(f"iterations must be >= 1, got {iterations}")
+    if min_window_s is None:
+        min_window_s = meter.min_window_s
     with meter.window(name) as window:
         t0 = time.perf_counter()
         samples = run_iterations(step, iterations)

@@ -164,6 +164,20 @@ def test_structured_pruning_handles_coupled_layers(name):
         assert model(x).shape == (1, 10)
 
 
+def test_structured_refuses_to_prune_away_classes():
+    class HeadFirst(nn.Module):  # the classifier is registered before the body
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = nn.Linear(8, 3)
+            self.body = nn.Linear(4, 8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(torch.relu(self.body(x)))
+
+    with pytest.raises(VariantUnsupported, match=r"output shape from \(1, 3\)"):
+        structured_prune(HeadFirst(), torch.randn(1, 4), 0.5)
+
+
 def test_semi_structured_is_skipped_on_cpu_with_a_reason(digits, tmp_path):
     empty_cache = ModelCache(tmp_path)
     with pytest.raises(VariantUnsupported) as info:
