@@ -365,14 +365,18 @@ def _semi_structured_class() -> Any:
 
 
 def semi_structured_layers(model: nn.Module, dtype: torch.dtype = torch.float16) -> list[str]:
-    """Names of linear layers whose weight shape the 2:4 kernels accept for `dtype`."""
+    """Names of plain `nn.Linear` layers whose weight shape the 2:4 kernels accept.
+
+    Subclasses (attention's `out_proj`) are left dense: their owners read the weight
+    directly instead of calling the layer.
+    """
     from torch.sparse import SparseSemiStructuredTensorCUTLASS as Cutlass
 
     limits = Cutlass._DTYPE_SHAPE_CONSTRAINTS[dtype]
     return [
         name
         for name, m in model.named_modules()
-        if isinstance(m, nn.Linear)
+        if type(m) is nn.Linear
         and m.out_features % limits.sparse_min_rows == 0
         and m.in_features % limits.sparse_min_cols == 0
     ]

@@ -20,6 +20,7 @@ from harness.compress import (
     prepare_model,
     prunable_weights,
     resolve_variant,
+    semi_structured_layers,
     sparsity_report,
     structured_prune,
     threshold_prune,
@@ -186,6 +187,13 @@ def test_semi_structured_is_skipped_on_cpu_with_a_reason(digits, tmp_path):
     assert info.value.variant == "semi-structured-2:4"
     assert "CUDA" in info.value.reason and "cpu" in info.value.reason
     assert not list(tmp_path.iterdir())  # skipped before any training
+
+
+def test_semi_structured_picks_linear_layers_the_kernels_accept():
+    layers = semi_structured_layers(build_model("transformer"))
+    # 4 encoder layers x (256 -> 1024, 1024 -> 256); not the 10-class head, not out_proj
+    assert layers == [f"encoder.layers.{i}.linear{j}" for i in range(4) for j in (1, 2)]
+    assert semi_structured_layers(build_model("lenet5")) == []  # 120x400, 84x120, 10x84
 
 
 def test_two_four_mask_keeps_the_two_largest_of_every_four():
