@@ -578,7 +578,8 @@ def prepare_model(
         "data": data.fingerprint or {"name": data.name},
         "variant": variant,
         "params": resolved,
-        "train": config.as_dict(),
+        # loader workers do not change the weights, so they do not change the key
+        "train": {k: v for k, v in config.as_dict().items() if k != "num_workers"},
         "seed": seed,
     }
     key = cache_key(key_fields)
