@@ -12,9 +12,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# The main job: the default suite (digits + LeNet-5), summary table and report.html.
 run: $(STAMP)
 	$(BIN)/energy-harness probes
-	$(BIN)/energy-harness demo
+	$(BIN)/energy-harness run
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

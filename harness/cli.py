@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "harness.commands.measure",
     "harness.commands.estimate",
     "harness.commands.report",
+    "harness.commands.run",
 ]
 
 

@@ -215,6 +215,12 @@ class EnergyMeter:
                 out[probe.name] = str(exc)
         return out
 
+    def _timed_read(self) -> tuple[float, dict[str, Reading | str]]:
+        """Read every probe; the time is the middle of the reads (a slow read skews less)."""
+        t_before = time.monotonic()
+        readings = self._read_all()
+        return (t_before + time.monotonic()) / 2, readings
+
     def begin_window(self, name: str) -> None:
         """Open a window; names of open windows must be unique."""
         self.start()
@@ -223,15 +229,14 @@ class EnergyMeter:
                 raise EnergyHarnessError(f"window {name!r} is already open; end it or rename")
             self._open[name] = _Open(0.0, "")
         sync_cuda()
-        readings = self._read_all()
+        t_read, readings = self._timed_read()
         with self._lock:
-            self._open[name] = _Open(time.monotonic(), utc_now_iso(), readings)
+            self._open[name] = _Open(t_read, utc_now_iso(), readings)
 
     def end_window(self, name: str) -> Measurement:
         """Close a window and return its Measurement (also appended to `measurements`)."""
         sync_cuda()
-        end = self._read_all()
-        t1 = time.monotonic()
+        t1, end = self._timed_read()
         with self._lock:
             begin = self._open.pop(name, None)
         if begin is None or not begin.start_utc:

@@ -79,13 +79,21 @@ CASE_COLUMNS = [
     "energy_j_per_sample_ci95_high",
     "dynamic_energy_j_per_sample_mean",
     "estimate_profile",
-    *[
-        f"est_{acc.replace('-', '_')}_{part}"
-        for acc in ACCOUNTINGS
-        for part in _ESTIMATE_PARTS
-        if not (acc == "nonzero-params" and part != "energy_j_per_sample")
-    ],
+    # estimates per accounting; the `nonzero-params` proxy is the nonzero_params count
+    *[f"est_{acc.replace('-', '_')}_{part}" for acc in ACCOUNTINGS[:2] for part in _ESTIMATE_PARTS],
     "estimate_error_pct",
+    # one measured window (mean over repetitions) and its counts, for `calibrate --from`
+    "iterations",
+    "duration_s",
+    "energy_j",
+    "energy_source",
+    "estimated_energy_j",
+    "flops",
+    *[f"flops_{dtype}" for dtype in ("fp64", "fp32", "fp16", "bf16", "int32", "int8")],
+    "bytes",
+    "comm_bytes",
+    "comm_bytes_host_to_device",
+    "comm_bytes_interconnect",
     "co2_g_per_1000_samples",
     "carbon_intensity_g_per_kwh",
     "pue",
@@ -128,7 +136,7 @@ def _cell(value: Any) -> Any:
     if value is None:
         return ""
     if isinstance(value, float):
-        return "" if math.isnan(value) else repr(value)
+        return "" if math.isnan(value) else repr(float(value))
     if isinstance(value, bool):
         return "true" if value else "false"
     return value

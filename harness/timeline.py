@@ -125,12 +125,18 @@ class PowerTimeline:
                 out.append(PowerPoint(utc, elapsed_s, key[0], key[1], source, power_w))
         return out
 
-    def write_csv(self, path: Path) -> int:
-        """Write the points to `path` (columns TIMELINE_COLUMNS); returns the row count."""
+    def write_csv(self, path: Path, append: bool = False) -> int:
+        """Write the points to `path` (columns TIMELINE_COLUMNS); returns the row count.
+
+        With `append`, rows go after those already in the file (a resumed run).
+        """
         points = self.points()
-        with Path(path).open("w", newline="") as handle:
+        path = Path(path)
+        header = not (append and path.exists() and path.stat().st_size > 0)
+        with path.open("a" if append else "w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(TIMELINE_COLUMNS)
+            if header:
+                writer.writerow(TIMELINE_COLUMNS)
             for p in points:
                 writer.writerow(
                     [p.time_utc, f"{p.elapsed_s:.4f}", p.probe, p.domain, p.source, p.power_w]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+import multiprocessing
 import os
-import threading
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,22 +28,44 @@ class FakeZone:
     energy_uj: float = 0.0
 
 
+def _write_counter(path: Path, value_uj: float, max_range_uj: int) -> None:
+    tmp = path.with_name("energy_uj.tmp")
+    tmp.write_text(f"{int(value_uj) % max_range_uj}\n")
+    os.replace(tmp, path)
+
+
+def _writer_process(paths, ranges, energy, power, override, stop, period_s) -> None:
+    """Advance every counter by power x elapsed time, each `period_s`, until `stop`."""
+    try:  # keep the fake hardware on time when the machine is loaded
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+    except (AttributeError, OSError):
+        pass
+    last = time.monotonic()
+    while not stop.is_set():
+        now = time.monotonic()
+        for i, path in enumerate(paths):
+            if not math.isnan(override[i]):
+                energy[i], override[i] = override[i], math.nan
+            else:
+                energy[i] += power[i] * (now - last) * 1e6
+            _write_counter(path, energy[i], ranges[i])
+        last = now
+        time.sleep(period_s)
+
+
 class FakePowercap:
     """A powercap tree in a temporary folder whose counters advance at a known power.
 
-    A writer thread rewrites every `energy_uj` each millisecond (atomically, as sysfs
-    reads are), so a reading lags the true counter by about a millisecond. Layout `flat`
-    mimics /sys/class/powercap (every zone at the top level), `nested` mimics
+    A separate writer process (so it never waits for this process's GIL) rewrites every
+    `energy_uj` each millisecond, atomically as sysfs reads are. Layout `flat` mimics
+    /sys/class/powercap (every zone at the top level), `nested` mimics
     /sys/devices/virtual/powercap (subzones inside their parent's folder).
     """
 
     def __init__(self, root: Path, zones: list[FakeZone], layout: str = "flat") -> None:
         self.root = root
         self.zones = zones
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._last = time.monotonic()
+        ctx = multiprocessing.get_context("fork")
         for zone in zones:
             zone.path = self._zone_dir(zone.zone_id, layout)
             zone.path.mkdir(parents=True, exist_ok=True)
@@ -48,8 +73,13 @@ class FakePowercap:
             (zone.path / "max_energy_range_uj").write_text(f"{zone.max_range_uj}\n")
             if zone.max_power_uw is not None:
                 (zone.path / "constraint_0_max_power_uw").write_text(f"{zone.max_power_uw}\n")
-            zone.energy_uj = float(zone.offset_uj)
-            self._write(zone)
+            _write_counter(zone.path / "energy_uj", zone.offset_uj, zone.max_range_uj)
+        self._energy = ctx.Array("d", [float(z.offset_uj) for z in zones])
+        self._power = ctx.Array("d", [z.power_w for z in zones])
+        self._override = ctx.Array("d", [math.nan] * len(zones))
+        self._stop = ctx.Event()
+        self._ctx = ctx
+        self._proc = None
 
     def _zone_dir(self, zone_id: str, layout: str) -> Path:
         if layout == "flat":
@@ -60,52 +90,54 @@ class FakePowercap:
             path = path / ":".join([control, *numbers[:depth]])
         return path
 
-    def _write(self, zone: FakeZone) -> None:
-        tmp = zone.path / "energy_uj.tmp"
-        tmp.write_text(f"{int(zone.energy_uj) % zone.max_range_uj}\n")
-        os.replace(tmp, zone.path / "energy_uj")
-
-    def advance(self) -> None:
-        """Move every counter forward by power x elapsed time."""
-        with self._lock:
-            now = time.monotonic()
-            for zone in self.zones:
-                zone.energy_uj += zone.power_w * (now - self._last) * 1e6
-                self._write(zone)
-            self._last = now
+    def _index(self, zone_id: str) -> int:
+        return next(i for i, z in enumerate(self.zones) if z.zone_id == zone_id)
 
     def set_raw(self, zone_id: str, raw_uj: int) -> None:
         """Force a counter to a value and freeze it there (a glitch or reset)."""
-        self.advance()
-        with self._lock:
-            zone = next(z for z in self.zones if z.zone_id == zone_id)
-            zone.energy_uj, zone.power_w = float(raw_uj), 0.0
-            self._write(zone)
+        i = self._index(zone_id)
+        self._power[i] = 0.0
+        self._override[i] = float(raw_uj)
+        deadline = time.monotonic() + 2
+        while not math.isnan(self._override[i]) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        time.sleep(0.005)  # the file is written right after the override is taken
 
     def set_power(self, zone_id: str, power_w: float) -> None:
-        self.advance()
-        with self._lock:
-            next(z for z in self.zones if z.zone_id == zone_id).power_w = power_w
+        self._power[self._index(zone_id)] = power_w
 
     def start(self, period_s: float = 0.001) -> FakePowercap:
-        self._last = time.monotonic()
-
-        def run() -> None:
-            try:  # keep the fake hardware on time when the machine is loaded
-                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
-            except (AttributeError, OSError):
-                pass
-            while not self._stop.wait(period_s):
-                self.advance()
-
-        self._thread = threading.Thread(target=run, name="fake-powercap", daemon=True)
-        self._thread.start()
+        args = (
+            [z.path / "energy_uj" for z in self.zones],
+            [z.max_range_uj for z in self.zones],
+            self._energy,
+            self._power,
+            self._override,
+            self._stop,
+            period_s,
+        )
+        self._proc = self._ctx.Process(target=_writer_process, args=args, daemon=True)
+        self._proc.start()
+        time.sleep(0.01)
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread:
-            self._thread.join()
+        if self._proc is not None:
+            self._proc.join(timeout=5)
+
+
+def memory_dir(fallback: Path) -> Path:
+    """A fresh folder in RAM (/dev/shm) like sysfs, else under `fallback`.
+
+    A fake tree on a disk makes the writer stall on writeback now and then, which would
+    look like a counter that stops and jumps.
+    """
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        return Path(tempfile.mkdtemp(prefix="fake-powercap-", dir=shm))
+    fallback.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=fallback))
 
 
 INTEL_ZONES = [
@@ -123,12 +155,11 @@ def fake_powercap(tmp_path):
 
     def make(zones: list[FakeZone] | None = None, layout: str = "flat") -> FakePowercap:
         zones = zones or [FakeZone(z, n, p) for z, n, p in INTEL_ZONES]
-        root = tmp_path / f"powercap{len(made)}"
-        root.mkdir()
-        tree = FakePowercap(root, zones, layout).start()
+        tree = FakePowercap(memory_dir(tmp_path), zones, layout).start()
         made.append(tree)
         return tree
 
     yield make
     for tree in made:
         tree.stop()
+        shutil.rmtree(tree.root, ignore_errors=True)

@@ -1,0 +1,132 @@
+"""`run` (the main job) and `merge`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from harness.commands.common import PowercapRoot, ProbeNames, user_errors
+from harness.results import read_rows
+
+console = Console()
+
+
+def _fmt(value: str, scale: float = 1.0, digits: int = 3) -> str:
+    try:
+        return f"{float(value) * scale:.{digits}g}"
+    except ValueError:
+        return ""
+
+
+def summary_table(run_dir: Path) -> Table:
+    """One row per case: accuracy, energy per sample with its CI and source, the estimate."""
+    table = Table(title=f"summary of {run_dir}", title_justify="left")
+    for column in ("case", "acc %", "mJ/sample (95% CI)", "source", "est mJ", "err %"):
+        table.add_column(column, overflow="fold")
+    for row in read_rows(run_dir / "cases.csv"):
+        case = f"{row['model']} {row['variant']} {row['mode']} bs{row['batch_size']}"
+        if row["status"] != "ok":
+            table.add_row(escape(case), row["status"], escape(row["error"][:70]), "", "", "")
+            continue
+        mean = _fmt(row["energy_j_per_sample_mean"], 1e3)
+        low = _fmt(row["energy_j_per_sample_ci95_low"], 1e3)
+        high = _fmt(row["energy_j_per_sample_ci95_high"], 1e3)
+        source = {"counter": "measured", "model": "MODELLED"}.get(
+            row["measured_source"], row["measured_source"]
+        )
+        table.add_row(
+            escape(case),
+            _fmt(row["accuracy"], 100, 4),
+            f"{mean} ({low}-{high})" if low else mean,
+            source,
+            _fmt(row["est_dense_hw_energy_j_per_sample"], 1e3),
+            _fmt(row["estimate_error_pct"], 1, 3),
+        )
+    return table
+
+
+@user_errors
+def run_command(
+    suite: Annotated[
+        str | None,
+        typer.Argument(help="Suite TOML file or bundled suite name (default: the default suite)."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory (default results/<run-id>).")
+    ] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue an interrupted run.")] = None,
+    probe: ProbeNames = None,
+    powercap_root: PowercapRoot = None,
+    shard: Annotated[str | None, typer.Option(help="Run every N-th case: I/N, 0 <= I < N.")] = None,
+    country: Annotated[str | None, typer.Option(help="ISO-3 country code for CO2.")] = None,
+    region: Annotated[str | None, typer.Option(help="Region (US state, province, zone).")] = None,
+    carbon_intensity: Annotated[
+        float | None, typer.Option(help="Override carbon intensity, g CO2eq per kWh.")
+    ] = None,
+    pue: Annotated[float | None, typer.Option(help="Power usage effectiveness (>= 1).")] = None,
+    peer: Annotated[str | None, typer.Option(help="Also run a peer tool: codecarbon.")] = None,
+    cache: Annotated[bool, typer.Option(help="Reuse prepared models from results/cache.")] = True,
+    report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
+) -> None:
+    """Run a benchmark suite: measure, estimate, compare, convert to CO2; write the results."""
+    from harness.errors import EnergyHarnessError
+    from harness.peer import PEERS
+    from harness.runner import RunOptions, parse_shard, run_suite
+    from harness.suite import load_suite
+
+    if peer is not None and peer not in PEERS:
+        raise EnergyHarnessError(f"--peer {peer!r}: known peers: {', '.join(PEERS)}")
+    if resume is not None and (suite is not None or out is not None):
+        raise EnergyHarnessError("--resume continues a run as it was: give no SUITE and no --out")
+    options = RunOptions(
+        probes=probe,
+        powercap_root=powercap_root,
+        shard=parse_shard(shard) if shard else None,
+        country=country,
+        region=region,
+        carbon_intensity=carbon_intensity,
+        pue=pue,
+        peer=peer,
+        cache=cache,
+    )
+    loaded = None if resume is not None else load_suite(suite)
+    run_dir = None
+    try:
+        run_dir = run_suite(loaded, options, out=out, resume=resume, console=console)
+    except KeyboardInterrupt:
+        console.print(
+            "interrupted: every finished row is kept; continue with "
+            "`energy-harness run --resume RUN_DIR`",
+            markup=False,
+        )
+        raise typer.Exit(130) from None
+    console.print(summary_table(run_dir))
+    if report:
+        from harness.report import write_report
+
+        console.print(f"report: {write_report(run_dir)}", markup=False)
+    console.print(str(run_dir), markup=False, highlight=False)
+
+
+@user_errors
+def merge_command(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Shard run directories.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Merged run directory.")],
+) -> None:
+    """Merge shard runs (from --shard I/N) into one run directory."""
+    from harness.merge import merge_runs
+
+    merged = merge_runs(run_dirs, output)
+    console.print(summary_table(merged))
+    console.print(str(merged), markup=False, highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the commands to the CLI."""
+    app.command("run")(run_command)
+    app.command("merge")(merge_command)

@@ -1,0 +1,24 @@
+"""A user's model factories, as a suite names them (`user_models:broken`)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Broken(nn.Module):
+    """Builds fine, fails in its forward pass: a case that raises."""
+
+    def __init__(self, num_classes: int = 10, **_: object) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("this model always fails")
+
+
+def broken(**kwargs: object) -> nn.Module:
+    return Broken(**kwargs)
+
+
+broken.input_shape = (1, 32, 32)
