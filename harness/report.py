@@ -359,6 +359,8 @@ def plot_pareto(cases: list[CaseView]) -> tuple[str | None, dict[str, list[int]]
 
     Returns the PNG (None without points) and, per mode, the case indices on the front.
     """
+    from matplotlib.ticker import NullFormatter
+
     usable = [c for c in cases if c.ok and c.mean_j_per_sample > 0 and math.isfinite(c.accuracy)]
     modes = sorted({c.mode for c in usable})
     fronts: dict[str, list[int]] = {}
@@ -398,6 +400,7 @@ def plot_pareto(cases: list[CaseView]) -> tuple[str | None, dict[str, list[int]]
             label="Pareto front (lower energy, higher accuracy)",
         )
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # narrow ranges: labels would overlap
         ax.set_xlabel("measured energy per sample (J, mean over repetitions)")
         ax.set_ylabel("accuracy (fraction)")
         ax.set_title(_mpl_text(f"mode: {mode or '(none)'}"))
