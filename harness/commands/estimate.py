@@ -11,10 +11,8 @@ import json
 import socket
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
-import torch
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -29,10 +27,22 @@ from harness.commands.common import (
     user_errors,
 )
 from harness.errors import EnergyHarnessError
-from harness.estimate.accounting import DENSE_HW, NONZERO_PARAMS, SPARSE_IDEAL
-from harness.estimate.counting import MODES, OPTIMIZER_TRAFFIC
-from harness.estimate.model import DEFAULT_PROFILE, ESTIMATE_LABEL, ModelEstimate, estimate_model
+from harness.estimate.names import (
+    DEFAULT_PROFILE,
+    DENSE_HW,
+    ESTIMATE_LABEL,
+    MODES,
+    NONZERO_PARAMS,
+    OPTIMIZER_TRAFFIC,
+    SPARSE_IDEAL,
+)
 from harness.estimate.profiles import builtin_profiles, write_profile
+
+if TYPE_CHECKING:
+    from harness.estimate.model import ModelEstimate
+
+# torch and pandas are imported inside the commands: `energy-harness --help`, `probes`
+# and `measure` start without them.
 
 console = Console()
 
@@ -86,6 +96,8 @@ def prepare_model(
     `semi-structured-2:4`, which runs only on sparse tensor cores, is estimated as its
     2:4 pattern applied in half precision.
     """
+    import torch
+
     from benchmarks.models import build_model, example_input
 
     if batch_size < 1:
@@ -243,6 +255,8 @@ def estimate_command(
     """Estimate the energy per sample of a model on a profiled target (no hardware needed)."""
     if mode not in MODES:
         raise EnergyHarnessError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+    from harness.estimate.model import estimate_model
+
     net, example, notes = prepare_model(model, variant, batch_size, _parse_params(param))
     est = estimate_model(
         net,
@@ -318,6 +332,8 @@ def _calibrate_from(
     memory_level: str,
     as_json: bool,
 ) -> None:
+    import pandas as pd
+
     from harness.estimate.calibrate import fit_cases, fit_to_profile, leave_one_out
 
     path = run_dir / "cases.csv"

@@ -10,18 +10,39 @@
 
 from __future__ import annotations
 
-from harness.estimate.accounting import (
-    ACCOUNTINGS,
-    DENSE_HW,
-    NONZERO_PARAMS,
-    SPARSE_IDEAL,
-    effective_weights,
-    nonzero_params,
-)
-from harness.estimate.counting import Counts, StepCounts, count_step
-from harness.estimate.energy import EnergyEstimate, Term, estimate_energy
-from harness.estimate.model import ESTIMATE_LABEL, ModelEstimate, estimate_model
-from harness.estimate.profiles import Profile, builtin_profiles, load_profile, write_profile
+import importlib
+from typing import Any
+
+# Public names -> the module that defines them. Loaded on first use, so importing
+# `harness.estimate` (and the CLI) does not import torch.
+_WHERE = {
+    "ACCOUNTINGS": "names",
+    "DENSE_HW": "names",
+    "NONZERO_PARAMS": "names",
+    "SPARSE_IDEAL": "names",
+    "ESTIMATE_LABEL": "names",
+    "effective_weights": "accounting",
+    "nonzero_params": "accounting",
+    "Counts": "counting",
+    "StepCounts": "counting",
+    "count_step": "counting",
+    "EnergyEstimate": "energy",
+    "Term": "energy",
+    "estimate_energy": "energy",
+    "ModelEstimate": "model",
+    "estimate_model": "model",
+    "Profile": "profiles",
+    "builtin_profiles": "profiles",
+    "load_profile": "profiles",
+    "write_profile": "profiles",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'harness.estimate' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"harness.estimate.{_WHERE[name]}"), name)
+
 
 __all__ = [
     "ACCOUNTINGS",

@@ -22,10 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-DENSE_HW = "dense-hw"
-SPARSE_IDEAL = "sparse-ideal"
-NONZERO_PARAMS = "nonzero-params"
-ACCOUNTINGS = (DENSE_HW, SPARSE_IDEAL, NONZERO_PARAMS)
+from harness.estimate.names import ACCOUNTINGS, DENSE_HW, NONZERO_PARAMS, SPARSE_IDEAL  # noqa: F401 (re-exported)
 
 ACCOUNTING_NOTES = {
     DENSE_HW: "zeros are computed and moved as on dense hardware",

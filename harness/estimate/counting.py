@@ -47,10 +47,8 @@ from harness.estimate.dispatch import (
     Tally,
     make_flop_counter,
 )
+from harness.estimate.names import MODES, OPTIMIZER_TRAFFIC  # noqa: F401 (re-exported)
 
-MODES = ("inference", "training")
-# Memory traffic of one optimizer update, in multiples of the parameter bytes.
-OPTIMIZER_TRAFFIC = {"sgd": 3, "sgd-momentum": 5, "adam": 7}
 OPTIMIZER = "optimizer"
 HOST_TO_DEVICE = "host_to_device"
 INTERCONNECT = "interconnect"

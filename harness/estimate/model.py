@@ -25,10 +25,8 @@ from harness.estimate.accounting import (
 )
 from harness.estimate.counting import Counts, StepCounts, count_step
 from harness.estimate.energy import EnergyEstimate, estimate_energy
+from harness.estimate.names import DEFAULT_PROFILE, ESTIMATE_LABEL  # noqa: F401 (re-exported)
 from harness.estimate.profiles import Profile, load_profile
-
-ESTIMATE_LABEL = "estimate (modelled from operation counts and a profile; not a measurement)"
-DEFAULT_PROFILE = "horowitz-45nm"
 
 
 @dataclass(frozen=True)
