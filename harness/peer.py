@@ -30,7 +30,7 @@ class CodecarbonPeer:
         logging.getLogger("codecarbon").setLevel(logging.ERROR)
         self._tracker = OfflineEmissionsTracker(
             country_iso_code=self.country,
-            save_to_file=False,
+            output_methods=[],  # no file, no API: the figure is read from the tracker
             log_level="error",
             measure_power_secs=1,
             allow_multiple_runs=True,

@@ -190,3 +190,20 @@ def test_run_command_prints_the_run_dir_last(powercap, tmp_path):
     assert result.stdout.strip().splitlines()[-1] == str(out)
     case = read_rows(out / "cases.csv")[0]
     assert float(case["carbon_intensity_g_per_kwh"]) == pytest.approx(56.039, rel=0.01)
+
+
+def test_codecarbon_peer_figure_is_recorded_beside_ours(options, tmp_path):
+    text = SMALL.replace(
+        'variants = ["dense", { name = "magnitude", sparsity = 0.9 }, "semi-structured-2:4", '
+        '"int8-dynamic"]',
+        'variants = ["dense"]',
+    )
+    suite = parse_suite(text, "peer.toml")
+    assert len(suite.cases) == 1
+    peer_options = RunOptions(**{**options.__dict__, "peer": "codecarbon"})
+    run_dir = run_suite(suite, peer_options, out=tmp_path / "peer")
+    (case,) = read_rows(run_dir / "cases.csv")
+    assert case["status"] == "ok", case["error"]
+    assert float(case["peer_energy_j_per_sample"]) > 0
+    assert case["measured_source"] == "counter"  # the peer never enters our figure
+    assert json.loads((run_dir / "environment.json").read_text())["peer"] == "codecarbon"
