@@ -18,13 +18,7 @@ from probes.errors import EnergyHarnessError
 QUICK = TrainConfig(epochs=1)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small models train as fast on one thread, and a loaded machine cannot stall them."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.data import load_dataset
 from benchmarks.models import build_model, example_input
 from harness.cache import ModelCache
 from harness.compress import (
@@ -28,25 +27,12 @@ from harness.compress import (
 )
 from probes.errors import EnergyHarnessError
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small models train as fast on one thread, and a loaded machine cannot stall them."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    # one folder for the whole session: the dense model is trained once for all files
-    return ModelCache(tmp_path_factory.getbasetemp() / "shared-model-cache")
+def cache(shared_cache):
+    return shared_cache
 
 
 @pytest.fixture(scope="module")

@@ -8,32 +8,12 @@ from torch import nn
 from torch.nn.utils import prune
 from torch.utils.data import Subset, TensorDataset
 
-from benchmarks.data import load_dataset
 from benchmarks.models import build_model
-from harness.cache import ModelCache
 from harness.compress import prepare_model
 from harness.training import TrainConfig, evaluate, seed_everything, train
 from probes.errors import EnergyHarnessError
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small models train as fast on one thread, and a loaded machine cannot stall them."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
-@pytest.fixture(scope="module")
-def shared_cache(tmp_path_factory):
-    # one folder for the whole session: test_compress reuses this dense model
-    return ModelCache(tmp_path_factory.getbasetemp() / "shared-model-cache")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_lenet5_learns_digits_to_95_percent_in_a_few_epochs(digits, shared_cache):

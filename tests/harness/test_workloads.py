@@ -8,7 +8,6 @@ import time
 import pytest
 import torch
 
-from benchmarks.data import load_dataset
 from benchmarks.models import build_model
 from harness.cache import quantize_dynamic_int8
 from harness.compress import VariantUnsupported
@@ -24,14 +23,7 @@ from harness.workloads import (
 from probes.errors import EnergyHarnessError
 from probes.model import ModelProbe
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small models train as fast on one thread, and a loaded machine cannot stall them."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class StepClock:
@@ -92,11 +84,6 @@ def test_a_step_must_report_its_samples():
     with pytest.raises(EnergyHarnessError, match="number of samples"):
         run_iterations(lambda: None, 2)  # type: ignore[arg-type, return-value]
     assert run_iterations(lambda: 4, 3) == 12
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 def test_batches_come_from_the_dataset_or_the_models_shape(digits):
