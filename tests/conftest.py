@@ -1,4 +1,5 @@
-"""Fake hardware shared by the tests: a powercap tree whose counters advance at a known power."""
+"""Shared test fixtures: fake hardware (a powercap tree whose counters advance at a known
+power) and the single-thread, digits and model-cache fixtures of the training tests."""
 
 from __future__ import annotations
 
@@ -163,3 +164,29 @@ def fake_powercap(tmp_path):
     for tree in made:
         tree.stop()
         shutil.rmtree(tree.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small models train as fast on one thread, and a loaded machine cannot stall them."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from benchmarks.data import load_dataset
+
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory):
+    """One model cache for the session: the dense LeNet-5 is trained once for all files."""
+    from harness.cache import ModelCache
+
+    return ModelCache(tmp_path_factory.getbasetemp() / "shared-model-cache")
