@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -76,6 +77,8 @@ class Probe(abc.ABC):
     def __init__(self, options: ProbeOptions | None = None) -> None:
         self.options = options or ProbeOptions()
         self._lock = threading.Lock()
+        self._loop: threading.Thread | None = None
+        self._loop_stop = threading.Event()
 
     @abc.abstractmethod
     def unavailable_reason(self) -> str | None:
@@ -92,8 +95,25 @@ class Probe(abc.ABC):
     def start(self) -> None:  # noqa: B027 (optional hook)
         """Start background work (wrap polling, power sampling). Idempotent."""
 
-    def close(self) -> None:  # noqa: B027 (optional hook)
+    def close(self) -> None:
         """Stop background work. Idempotent."""
+        if self._loop is not None:
+            self._loop_stop.set()
+            self._loop.join(timeout=5)
+            self._loop = None
+
+    def _start_loop(self, name: str, interval_s: float, tick: Callable[[], None]) -> None:
+        """Call `tick` every `interval_s` seconds in a daemon thread until `close()`."""
+        if self._loop is not None:
+            return
+        self._loop_stop.clear()
+
+        def run() -> None:
+            while not self._loop_stop.wait(interval_s):
+                tick()
+
+        self._loop = threading.Thread(target=run, name=name, daemon=True)
+        self._loop.start()
 
     def info(self) -> dict[str, object]:
         """Facts and assumptions for the environment record (JSON-serialisable)."""

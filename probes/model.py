@@ -19,7 +19,6 @@ import csv
 import importlib.util
 import os
 import re
-import threading
 import time
 from pathlib import Path
 
@@ -138,8 +137,6 @@ class ModelProbe(Probe):
         self._ram_j = 0.0
         self._last_rss_gb = 0.0
         self._last_t = 0.0
-        self._stop = threading.Event()
-        self._sampler: threading.Thread | None = None
 
     def unavailable_reason(self) -> str | None:
         if not psutil.pid_exists(self.pid):
@@ -186,24 +183,15 @@ class ModelProbe(Probe):
         return now
 
     def start(self) -> None:
-        if self._sampler is not None:
+        if self._loop is not None:
             return
         with self._lock:
             self._advance()
-        self._stop.clear()
-        self._sampler = threading.Thread(target=self._sample, name="model-ram", daemon=True)
-        self._sampler.start()
-
-    def close(self) -> None:
-        if self._sampler is not None:
-            self._stop.set()
-            self._sampler.join(timeout=5)
-            self._sampler = None
+        self._start_loop("model-ram", RAM_SAMPLE_S, self._sample)
 
     def _sample(self) -> None:
-        while not self._stop.wait(RAM_SAMPLE_S):
-            with self._lock:
-                self._advance()
+        with self._lock:
+            self._advance()
 
     def read(self) -> Reading:
         with self._lock:

@@ -17,7 +17,6 @@ are mostly quantisation noise; the meter warns about them.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -71,8 +70,6 @@ class NvmlProbe(Probe):
         self._reason: str | None = None
         self._notes: list[str] = []
         self._nvml: Any = None
-        self._stop = threading.Event()
-        self._sampler: threading.Thread | None = None
         self._driver = ""
         self._discover()
 
@@ -181,7 +178,7 @@ class NvmlProbe(Probe):
         return out
 
     def start(self) -> None:
-        if self._reason or self._sampler is not None:
+        if self._reason or self._loop is not None:
             return
         if all(g.has_counter for g in self._gpus):
             return
@@ -190,15 +187,7 @@ class NvmlProbe(Probe):
             if not gpu.has_counter:
                 gpu.last_power_w = self._power_w(gpu)
                 gpu.last_t = now
-        self._stop.clear()
-        self._sampler = threading.Thread(target=self._sample, name="nvml-power", daemon=True)
-        self._sampler.start()
-
-    def close(self) -> None:
-        if self._sampler is not None:
-            self._stop.set()
-            self._sampler.join(timeout=5)
-            self._sampler = None
+        self._start_loop("nvml-power", 1.0 / max(self.options.sample_hz, 0.1), self._sample)
 
     def _power_w(self, gpu: _Gpu) -> float:
         return self._nvml.nvmlDeviceGetPowerUsage(gpu.handle) / 1000.0
@@ -209,16 +198,14 @@ class NvmlProbe(Probe):
         gpu.last_power_w, gpu.last_t = power_w, now
 
     def _sample(self) -> None:
-        period_s = 1.0 / max(self.options.sample_hz, 0.1)
-        while not self._stop.wait(period_s):
-            with self._lock:
-                now = time.monotonic()
-                for gpu in self._gpus:
-                    if not gpu.has_counter:
-                        try:
-                            self._integrate(gpu, now)
-                        except self._nvml.NVMLError:
-                            pass  # the next foreground read reports it
+        with self._lock:
+            now = time.monotonic()
+            for gpu in self._gpus:
+                if not gpu.has_counter:
+                    try:
+                        self._integrate(gpu, now)
+                    except self._nvml.NVMLError:
+                        pass  # the next foreground read reports it
 
     def read(self) -> Reading:
         if self._reason:
@@ -232,7 +219,7 @@ class NvmlProbe(Probe):
                         mj = self._nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle)
                         energy[gpu.domain] = mj / 1000.0
                     else:
-                        if self._sampler is None:
+                        if self._loop is None:
                             raise EnergyHarnessError(
                                 f"{gpu.domain} has no energy counter and the power sampler is "
                                 "not running: call start() before read()"

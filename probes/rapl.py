@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,8 +134,6 @@ class RaplProbe(Probe):
         self._zones: list[_Zone] = []
         self._skipped: list[str] = []
         self._reason: str | None = None
-        self._stop = threading.Event()
-        self._poller: threading.Thread | None = None
         self.poll_interval_s = 0.0
         self._discover()
 
@@ -257,25 +254,16 @@ class RaplProbe(Probe):
         return min(z.max_range_uj / 1e6 / z.max_power_w for z in self._zones)
 
     def start(self) -> None:
-        if self._reason or self._poller is not None:
+        if self._reason or self._loop is not None:
             return
         self.poll_interval_s = max(MIN_POLL_S, self.wrap_period_s() / 2)
-        self._stop.clear()
-        self._poller = threading.Thread(target=self._poll, name="rapl-wrap-poller", daemon=True)
-        self._poller.start()
-
-    def close(self) -> None:
-        if self._poller is not None:
-            self._stop.set()
-            self._poller.join(timeout=5)
-            self._poller = None
+        self._start_loop("rapl-wrap-poller", self.poll_interval_s, self._poll)
 
     def _poll(self) -> None:
-        while not self._stop.wait(self.poll_interval_s):
-            try:
-                self.read()
-            except EnergyHarnessError:
-                pass  # the next foreground read reports it
+        try:
+            self.read()
+        except EnergyHarnessError:
+            pass  # the next foreground read reports it
 
     def read(self) -> Reading:
         if self._reason:
