@@ -30,3 +30,9 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# GPU validation of the NVML path (issue 7): six checks, figures to results/validation/.
+# On the lent GPU machine (no .venv there) see benchmarks/gpu_check.sh.
+.PHONY: gpu-check
+gpu-check: $(STAMP)
+	$(BIN)/python -m benchmarks.gpu_check
