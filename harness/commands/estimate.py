@@ -346,6 +346,8 @@ def _calibrate_from(
         cases = pd.read_csv(path)
     except (OSError, ValueError) as exc:
         raise EnergyHarnessError(f"cannot read {path}: {exc}") from exc
+    if "case" not in cases and "case_id" in cases:  # a suite run names its cases case_id
+        cases["case"] = cases["case_id"]
     energy = pd.to_numeric(cases["energy_j"], errors="coerce") if "energy_j" in cases else None
     dropped: list[str] = []
     if energy is not None:

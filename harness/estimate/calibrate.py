@@ -89,6 +89,15 @@ class FitResult:
         return None
 
 
+def _counts(df: pd.DataFrame, column: str) -> pd.Series:
+    """A count column as numbers. Per-dtype and per-link columns may be empty where a case
+    had no such operation (a suite's cases.csv has every dtype's column): that is 0."""
+    values = pd.to_numeric(df[column], errors="coerce")
+    if column.startswith(("flops_", "comm_bytes_")):
+        values = values.fillna(0.0)
+    return values
+
+
 def features_of(
     df: pd.DataFrame, *, flops_dtype: str = "fp32", memory_level: str = "dram"
 ) -> tuple[list[Feature], list[str]]:
@@ -121,7 +130,7 @@ def features_of(
         )
     used, dropped = [], []
     for f in features:
-        values = pd.to_numeric(df[f.column], errors="coerce")
+        values = _counts(df, f.column)
         if values.isna().any() or (values < 0).any():
             raise EnergyHarnessError(
                 f"cases table column {f.column!r} must hold numbers >= 0 in every row"
@@ -151,7 +160,7 @@ def _prepare(df: pd.DataFrame, features: list[Feature]) -> tuple[np.ndarray, np.
             "cases table column 'energy_j' must be a positive number in every row "
             "(drop rows whose measurement failed)"
         )
-    matrix = np.column_stack([pd.to_numeric(df[f.column]).to_numpy(dtype=float) for f in features])
+    matrix = np.column_stack([_counts(df, f.column).to_numpy(dtype=float) for f in features])
     return matrix, energy
 
 
