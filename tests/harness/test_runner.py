@@ -207,3 +207,30 @@ def test_codecarbon_peer_figure_is_recorded_beside_ours(options, tmp_path):
     assert float(case["peer_energy_j_per_sample"]) > 0
     assert case["measured_source"] == "counter"  # the peer never enters our figure
     assert json.loads((run_dir / "environment.json").read_text())["peer"] == "codecarbon"
+
+
+def test_calibrate_from_a_finished_run_reports_leave_one_out_per_case(default_run, tmp_path):
+    import subprocess
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "calibrate",
+            "--from",
+            str(default_run),
+            "--json",
+            "--out",
+            str(tmp_path / "fitted.toml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    ok = [r["case_id"] for r in read_rows(default_run / "cases.csv") if r["status"] == "ok"]
+    assert sorted(c["case"] for c in report["cases"]) == sorted(ok)
+    assert report["energy_source"] == ["counter"]
+    assert (tmp_path / "fitted.toml").is_file()
