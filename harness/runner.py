@@ -218,6 +218,9 @@ def run_suite(
                     markup=False,
                 )
             _run_cases(ctx, todo, cases_csv, console, on_case_done)
+    except KeyboardInterrupt as exc:
+        exc.run_dir = run_dir  # type: ignore[attr-defined]  # for the resume hint
+        raise
     finally:
         if timeline is not None:
             timeline.stop()

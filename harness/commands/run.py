@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -50,6 +51,10 @@ def summary_table(run_dir: Path) -> Table:
     return table
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 @user_errors
 def run_command(
     suite: Annotated[
@@ -95,15 +100,19 @@ def run_command(
         cache=cache,
     )
     loaded = None if resume is not None else load_suite(suite)
-    run_dir = None
+    # Slurm and batch systems stop jobs with SIGTERM: finish like Ctrl-C, rows kept.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         run_dir = run_suite(loaded, options, out=out, resume=resume, console=console)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        where = getattr(exc, "run_dir", None)
         console.print(
             "interrupted: every finished row is kept; continue with "
-            "`energy-harness run --resume RUN_DIR`",
+            f"`energy-harness run --resume {where or 'RUN_DIR'}`",
             markup=False,
         )
+        if where is not None:
+            console.print(str(where), markup=False, highlight=False)
         raise typer.Exit(130) from None
     console.print(summary_table(run_dir))
     if report:

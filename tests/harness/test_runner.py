@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -234,3 +235,37 @@ def test_calibrate_from_a_finished_run_reports_leave_one_out_per_case(default_ru
     assert sorted(c["case"] for c in report["cases"]) == sorted(ok)
     assert report["energy_source"] == ["counter"]
     assert (tmp_path / "fitted.toml").is_file()
+
+
+def test_sigterm_stops_the_cli_run_keeping_rows_and_resume_finishes(powercap, options, tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    suite_file = tmp_path / "s.toml"
+    suite_file.write_text(SMALL.replace("repetitions = 2", "repetitions = 3"))
+    out = tmp_path / "run"
+    base = [sys.executable, "-m", "harness", "run"]
+    flags = ["--probe", "rapl", "--powercap-root", str(powercap.root), "--no-report"]
+    child = subprocess.Popen(
+        [*base, str(suite_file), "--out", str(out), *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "ENERGY_HARNESS_CACHE": str(options.cache_dir)},
+    )
+    deadline = time.monotonic() + 300
+    while not read_rows(out / "cases.csv") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    child.send_signal(signal.SIGTERM)
+    stdout, stderr = child.communicate(timeout=120)
+    assert child.returncode == 130, stderr
+    assert stdout.strip().splitlines()[-1] == str(out)
+    done = {r["case_id"] for r in read_rows(out / "cases.csv")}
+    assert 1 <= len(done) < 4
+    resumed = subprocess.run(
+        [*base, "--resume", str(out), "--no-report"], capture_output=True, text=True, timeout=300
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    cases = read_rows(out / "cases.csv")
+    assert len(cases) == len({r["case_id"] for r in cases}) == 4
