@@ -247,12 +247,13 @@ def test_sigterm_stops_the_cli_run_keeping_rows_and_resume_finishes(powercap, op
     out = tmp_path / "run"
     base = [sys.executable, "-m", "harness", "run"]
     flags = ["--probe", "rapl", "--powercap-root", str(powercap.root), "--no-report"]
+    env = {**os.environ, "ENERGY_HARNESS_CACHE": str(options.cache_dir)}
     child = subprocess.Popen(
         [*base, str(suite_file), "--out", str(out), *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "ENERGY_HARNESS_CACHE": str(options.cache_dir)},
+        env=env,
     )
     deadline = time.monotonic() + 300
     while not read_rows(out / "cases.csv") and time.monotonic() < deadline:
@@ -264,7 +265,11 @@ def test_sigterm_stops_the_cli_run_keeping_rows_and_resume_finishes(powercap, op
     done = {r["case_id"] for r in read_rows(out / "cases.csv")}
     assert 1 <= len(done) < 4
     resumed = subprocess.run(
-        [*base, "--resume", str(out), "--no-report"], capture_output=True, text=True, timeout=300
+        [*base, "--resume", str(out), "--no-report"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert resumed.returncode == 0, resumed.stderr
     cases = read_rows(out / "cases.csv")
