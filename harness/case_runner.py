@@ -106,6 +106,10 @@ def _estimate_columns(est: Any, iterations: int) -> dict[str, Any]:
 
 def run_case(ctx: CaseContext, case: Case) -> dict[str, Any]:
     """Measure one case and return its cases.csv row. Raises on failure (the caller records)."""
+    if case.mode == "ddp-training":
+        from harness.distributed import run_ddp_case  # it imports this module
+
+        return run_ddp_case(ctx, case)
     s = ctx.suite.settings
     started = utc_now_iso()
     data = ctx.dataset(case)

@@ -100,6 +100,7 @@ CASE_COLUMNS = [
     "peer_energy_j_per_sample",
     "started_utc",
     "finished_utc",
+    "world_size",  # ddp-training: ranks over all nodes (empty for single-process cases)
 ]
 
 RUN_FILES = ("measurements.csv", "cases.csv", "environment.json", "power_timeline.csv")
