@@ -39,6 +39,8 @@ would span torchrun's start-up, not the measured windows.
 **Failures.** A rank that dies fails the case: the error names the rank, its node and
 exit code, and the rank's exception (from the rank's error record or torchrun's
 summary); rows of repetitions finished before stay in measurements.csv. The suite goes on.
+A rank that dies on another node shows here as the peer error it caused (gloo: connection
+closed by peer); its own error is in that node's `python -m harness.distributed` output.
 """
 
 from __future__ import annotations
@@ -242,7 +244,7 @@ def failure_message(returncode: int, stderr_text: str, errors_dir: Path) -> str:
         except ValueError:
             reason = ""
         lines = [ln.strip() for ln in section.splitlines() if ln.strip()]
-        last = lines[-1] if lines else ""
+        last = re.sub(r"^traceback\s*:\s*", "", lines[-1]) if lines else ""
         return (
             f"rank {rank_match.group(1)} (local rank {rank_match.group(2)}) exited with code "
             f"{code}{reason}: {last}"

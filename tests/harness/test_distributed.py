@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -13,13 +14,14 @@ import pytest
 import torch
 from conftest import FakePowercap, FakeZone, memory_dir
 
-from harness.ddp_worker import owns_domain
-from harness.distributed import rendezvous_args
+from harness.ddp_worker import owned_probes, owns_domain
+from harness.distributed import failure_message, rendezvous_args
 from harness.errors import EnergyHarnessError
+from harness.meter import EnergyMeter
 from harness.results import read_rows
 from harness.runner import RunOptions, run_suite
 from harness.suite import parse_suite
-from probes.base import SOURCE_COUNTER, Domain
+from probes.base import SOURCE_COUNTER, Domain, Probe, Reading
 
 PACKAGE_W, CORE_W, DRAM_W = 20.0, 12.0, 5.0
 HERE = Path(__file__).parent
@@ -246,8 +248,93 @@ def test_each_counter_has_exactly_one_owner(scope, local_rank, gpu_index, gpus_i
     )
 
 
+class TwoGpus(Probe):
+    """Fake hardware: two GPUs at 100 W and 200 W (counters = power x reads so far)."""
+
+    name = "fakegpu"
+    source = SOURCE_COUNTER
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+        self.closed = False
+
+    def unavailable_reason(self) -> str | None:
+        return None
+
+    def domains(self) -> list[Domain]:
+        return [_domain("gpu:0", "gpu:0"), _domain("gpu:1", "gpu:1")]
+
+    def read(self) -> Reading:
+        self.reads += 1
+        return Reading(
+            float(self.reads), {"gpu:0": 100.0 * self.reads, "gpu:1": 200.0 * self.reads}
+        )
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_gpu_rank_reads_only_its_own_gpu():
+    gpu_ranks = {"gpus_in_use": (0, 1)}
+    rank1 = owned_probes([TwoGpus()], local_rank=1, gpu_index=1, **gpu_ranks)
+    assert [d.name for p in rank1 for d in p.domains()] == ["gpu:1"]
+    with EnergyMeter(rank1) as meter, meter.window("w") as window:
+        pass
+    assert [(d.domain, d.energy_j, d.in_total) for d in window.measurement.domains] == [
+        ("gpu:1", 200.0, True)
+    ]
+    rank0 = owned_probes([TwoGpus()], local_rank=0, gpu_index=0, **gpu_ranks)
+    assert [d.name for p in rank0 for d in p.domains()] == ["gpu:0"]
+    # a CPU rank other than local rank 0 owns no GPU: the probe is closed, not read
+    probe = TwoGpus()
+    assert owned_probes([probe], local_rank=1, gpu_index=None, gpus_in_use=()) == []
+    assert probe.closed and probe.reads == 0
+
+
 def test_several_nodes_need_the_rendezvous_variables():
     assert rendezvous_args(1, 2) == ["--standalone"]
     with pytest.raises(EnergyHarnessError, match="MASTER_ADDR and MASTER_PORT"):
         rendezvous_args(2, 2)
     assert "--node-rank=0" in rendezvous_args(2, 2, 0, "10.0.0.1", 29500)
+
+
+# torchrun's summary when rank 1 was killed (SIGKILL) and rank 0 then stopped (SIGTERM)
+KILLED = """
+Failures:
+[1]:
+  time      : 2026-11-28_20:09:56
+  host      : localhost
+  rank      : 0 (local_rank: 0)
+  exitcode  : -15 (pid: 23654)  (SIGTERM)
+  error_file: <N/A>
+  traceback : Signal 15 (SIGTERM) received by PID 23654
+-------------------------------------------------------
+Root Cause (first observed failure):
+[0]:
+  time      : 2026-11-28_20:09:56
+  host      : localhost
+  rank      : 1 (local_rank: 1)
+  exitcode  : -9 (pid: 23655)  (SIGKILL)
+  error_file: <N/A>
+  traceback : Signal 9 (SIGKILL) received by PID 23655
+=======================================================
+"""
+
+
+def test_a_killed_rank_is_named_with_its_signal(tmp_path):
+    message = failure_message(1, KILLED, tmp_path / "errors")
+    assert message.startswith("rank 1 (local rank 1) exited with code -9 (SIGKILL)")
+    assert "Signal 9 (SIGKILL) received by PID 23655" in message
+
+
+def test_torchruns_root_cause_picks_the_ranks_own_record(tmp_path):
+    errors = tmp_path / "errors"
+    errors.mkdir()
+    for rank, when, error in ((0, 1.0, "RuntimeError: peer closed"), (1, 2.0, "ValueError: x")):
+        record = {"rank": str(rank), "node": "0", "local_rank": str(rank), "time": when}
+        (errors / f"rank-{rank}.json").write_text(json.dumps({**record, "error": error}))
+    message = failure_message(1, KILLED, errors)
+    assert message == "rank 1 (node 0, local rank 1, exit code -9) failed: ValueError: x"
+    # without torchrun's summary, the earliest record is the first failure
+    assert "RuntimeError: peer closed" in failure_message(1, "", errors)
