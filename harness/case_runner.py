@@ -23,7 +23,7 @@ from harness.estimate.accounting import DENSE_HW, SPARSE_IDEAL
 from harness.meter import EnergyMeter, utc_now_iso
 from harness.peer import CodecarbonPeer
 from harness.results import CsvAppender
-from harness.stats import summarize
+from harness.stats import Summary, summarize
 from harness.suite import Case, Suite
 from harness.training import TrainConfig
 from harness.workloads import (
@@ -196,19 +196,63 @@ def run_case(ctx: CaseContext, case: Case) -> dict[str, Any]:
     finally:
         if peer is not None:
             peer.__exit__(None, None, None)
-    energy = summarize(per_sample)
-    duration = summarize(durations)
-    latency_s = summarize(latencies).mean
+    peer_j = None
+    if peer is not None and peer.energy_j is not None:
+        peer_j = peer.energy_j / (samples * s["repetitions"])
+    figures = CaseFigures(
+        energy=summarize(per_sample),
+        dynamic=summarize(dynamic_per_sample),
+        duration_s=summarize(durations).mean,
+        latency_s=summarize(latencies).mean,
+        iterations=iterations,
+        energy_j=summarize(energies).mean,
+        source=source,
+        samples_per_step=case.batch_size,
+    )
+    return measured_case_row(
+        ctx, case, prepared, inputs, figures, started, {"peer_energy_j_per_sample": peer_j}
+    )
+
+
+@dataclass(frozen=True)
+class CaseFigures:
+    """What the repetitions of one case measured (the inputs of its cases.csv row)."""
+
+    energy: Summary  # J per sample
+    dynamic: Summary  # J per sample above the idle baseline
+    duration_s: float  # mean window
+    latency_s: float  # mean seconds per step
+    iterations: int  # steps per window (per rank)
+    energy_j: float  # mean total energy of a window
+    source: str  # what the measured total is made of
+    samples_per_step: int  # over all ranks
+    world_size: int = 1
+
+
+def measured_case_row(
+    ctx: CaseContext,
+    case: Case,
+    prepared: Any,
+    inputs: Any,
+    fig: CaseFigures,
+    started: str,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The cases.csv row of a measured case: figures, the estimate, its error, CO2."""
+    s = ctx.suite.settings
+    profile = s["estimate_profile"]
     est = estimate_model(
         prepared.model,
         inputs,
-        auto_profile(case.device) if s["estimate_profile"] == "auto" else s["estimate_profile"],
-        mode="training" if case.mode == "training" else "inference",
-        duration_s=latency_s,
+        auto_profile(case.device) if profile == "auto" else profile,
+        mode="inference" if case.mode == "inference" else "training",
+        duration_s=fig.latency_s,
+        world_size=fig.world_size,
     )
-    row = _estimate_columns(est, iterations)
+    # counts of one window of the whole job: every rank runs `iterations` steps
+    row = _estimate_columns(est, fig.iterations * fig.world_size)
     est_j = row["est_dense_hw_energy_j_per_sample"]
-    dynamic = summarize(dynamic_per_sample)
+    energy, dynamic = fig.energy, fig.dynamic
     if ctx.meter.idle_power_w and math.isfinite(dynamic.mean):
         # like with like: the estimate's dynamic part vs measured energy above idle
         est_dynamic_j = est_j - row.get("est_dense_hw_static_j", 0.0)
@@ -216,9 +260,6 @@ def run_case(ctx: CaseContext, case: Case) -> dict[str, Any]:
     else:
         error_pct = (est_j - energy.mean) / energy.mean * 100 if energy.mean else None
     report = prepared.report
-    peer_j = None
-    if peer is not None and peer.energy_j is not None:
-        peer_j = peer.energy_j / (samples * s["repetitions"])
     row.update(
         {
             "run_id": ctx.run_id,
@@ -238,9 +279,9 @@ def run_case(ctx: CaseContext, case: Case) -> dict[str, Any]:
             "sparsity": report.sparsity,
             "dense_bytes": report.dense_bytes,
             "nonzero_bytes": report.nonzero_bytes,
-            "latency_s_per_batch": latency_s,
-            "throughput_samples_per_s": case.batch_size / latency_s,
-            "measured_source": source,
+            "latency_s_per_batch": fig.latency_s,
+            "throughput_samples_per_s": fig.samples_per_step / fig.latency_s,
+            "measured_source": fig.source,
             "n": energy.n,
             "energy_j_per_sample_mean": energy.mean,
             "energy_j_per_sample_std": energy.std,
@@ -248,16 +289,16 @@ def run_case(ctx: CaseContext, case: Case) -> dict[str, Any]:
             "energy_j_per_sample_ci95_high": energy.ci95_high,
             "dynamic_energy_j_per_sample_mean": dynamic.mean,
             "estimate_error_pct": error_pct,
-            "iterations": iterations,
-            "duration_s": duration.mean,
-            "energy_j": summarize(energies).mean,
-            "energy_source": source,
+            "iterations": fig.iterations,
+            "duration_s": fig.duration_s,
+            "energy_j": fig.energy_j,
+            "energy_source": fig.source,
             "co2_g_per_1000_samples": ctx.carbon.co2_g(energy.mean * 1000),
             "carbon_intensity_g_per_kwh": ctx.carbon.intensity_g_per_kwh,
             "pue": ctx.carbon.pue,
-            "peer_energy_j_per_sample": peer_j,
             "started_utc": started,
             "finished_utc": utc_now_iso(),
+            **(extra or {}),
         }
     )
     return row

@@ -442,79 +442,24 @@ def _case_row(
     started: str,
 ) -> dict[str, Any]:
     """The cases.csv row: job totals per sample, and the estimate with the all-reduce."""
-    from harness.case_runner import _estimate_columns, auto_profile
-    from harness.estimate import estimate_model
-    from harness.meter import utc_now_iso
+    from harness.case_runner import CaseFigures, measured_case_row
     from harness.stats import summarize
 
-    s = ctx.suite.settings
-    energy = summarize([t.energy_j / t.samples for t in totals])
-    dynamic = summarize([t.dynamic_energy_j / t.samples for t in totals])
-    duration = summarize([t.duration_s for t in totals])
-    latency_s = summarize([t.duration_s / t.iterations for t in totals]).mean
-    iterations = totals[-1].iterations
     sources = set().union(*(t.sources for t in totals))
-    source = "+".join(sorted(sources, key=lambda x: _SOURCE_ORDER.get(x, 9))) or "none"
-    profile = s["estimate_profile"]
-    est = estimate_model(
-        prepared.model,
-        inputs,
-        auto_profile(case.device) if profile == "auto" else profile,
-        mode="training",
-        duration_s=latency_s,
+    figures = CaseFigures(
+        energy=summarize([t.energy_j / t.samples for t in totals]),
+        dynamic=summarize([t.dynamic_energy_j / t.samples for t in totals]),
+        duration_s=summarize([t.duration_s for t in totals]).mean,
+        latency_s=summarize([t.duration_s / t.iterations for t in totals]).mean,
+        iterations=totals[-1].iterations,
+        energy_j=summarize([t.energy_j for t in totals]).mean,
+        source="+".join(sorted(sources, key=lambda x: _SOURCE_ORDER.get(x, 9))) or "none",
+        samples_per_step=case.batch_size * world_size,
         world_size=world_size,
     )
-    # counts of one window of the whole job: every rank runs `iterations` steps
-    row = _estimate_columns(est, iterations * world_size)
-    est_j = row["est_dense_hw_energy_j_per_sample"]
-    if ctx.meter.idle_power_w and math.isfinite(dynamic.mean):
-        est_dynamic_j = est_j - row.get("est_dense_hw_static_j", 0.0)
-        error_pct = (est_dynamic_j - dynamic.mean) / dynamic.mean * 100 if dynamic.mean else None
-    else:
-        error_pct = (est_j - energy.mean) / energy.mean * 100 if energy.mean else None
-    report = prepared.report
-    row.update(
-        {
-            "run_id": ctx.run_id,
-            "case_id": case.case_id,
-            "model": case.model,
-            "dataset": case.dataset,
-            "variant": case.variant_label,
-            "variant_params": ";".join(f"{k}={v}" for k, v in sorted(prepared.params.items())),
-            "mode": case.mode,
-            "batch_size": case.batch_size,
-            "device": case.device,
-            "status": "ok",
-            "error": "",
-            "accuracy": prepared.accuracy,
-            "params": report.total_params,
-            "nonzero_params": report.nonzero_params,
-            "sparsity": report.sparsity,
-            "dense_bytes": report.dense_bytes,
-            "nonzero_bytes": report.nonzero_bytes,
-            "latency_s_per_batch": latency_s,
-            "throughput_samples_per_s": case.batch_size * world_size / latency_s,
-            "measured_source": source,
-            "n": energy.n,
-            "energy_j_per_sample_mean": energy.mean,
-            "energy_j_per_sample_std": energy.std,
-            "energy_j_per_sample_ci95_low": energy.ci95_low,
-            "energy_j_per_sample_ci95_high": energy.ci95_high,
-            "dynamic_energy_j_per_sample_mean": dynamic.mean,
-            "estimate_error_pct": error_pct,
-            "iterations": iterations,
-            "duration_s": duration.mean,
-            "energy_j": summarize([t.energy_j for t in totals]).mean,
-            "energy_source": source,
-            "co2_g_per_1000_samples": ctx.carbon.co2_g(energy.mean * 1000),
-            "carbon_intensity_g_per_kwh": ctx.carbon.intensity_g_per_kwh,
-            "pue": ctx.carbon.pue,
-            "world_size": world_size,
-            "started_utc": started,
-            "finished_utc": utc_now_iso(),
-        }
+    return measured_case_row(
+        ctx, case, prepared, inputs, figures, started, {"world_size": world_size}
     )
-    return row
 
 
 def follow(
