@@ -160,7 +160,7 @@ def test_shards_merge_into_the_unsharded_case_set(options, tmp_path):
         merge_runs([shards[0], shards[0]], tmp_path / "twice")
 
 
-def test_run_command_prints_the_run_dir_last(powercap, tmp_path):
+def test_run_command_prints_the_run_dir_last(powercap, options, tmp_path):
     import subprocess
 
     suite_file = tmp_path / "s.toml"
@@ -186,6 +186,7 @@ def test_run_command_prints_the_run_dir_last(powercap, tmp_path):
         capture_output=True,
         text=True,
         timeout=600,
+        env={**os.environ, "ENERGY_HARNESS_CACHE": str(options.cache_dir)},
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == str(out)
