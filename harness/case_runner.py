@@ -18,6 +18,7 @@ from benchmarks.data import DatasetSplits, load_dataset
 from harness.cache import ModelCache
 from harness.carbon import CarbonSettings
 from harness.compress import VARIANTS, VariantUnsupported, prepare_model
+from harness.errors import EnergyHarnessError
 from harness.estimate import estimate_model
 from harness.estimate.accounting import DENSE_HW, SPARSE_IDEAL
 from harness.meter import EnergyMeter, utc_now_iso
@@ -104,8 +105,30 @@ def _estimate_columns(est: Any, iterations: int) -> dict[str, Any]:
     return row
 
 
+class DeviceUnavailable(EnergyHarnessError):
+    """The case's device is not on this machine: the case is skipped, not failed."""
+
+
+def check_device(device: str) -> None:
+    """Raise DeviceUnavailable if `device` (cpu, cuda, cuda:N) cannot run here."""
+    if not device.startswith("cuda"):
+        return
+    if not torch.cuda.is_available():
+        raise DeviceUnavailable(
+            f"device {device!r}: torch sees no CUDA GPU here (no driver, a CPU-only torch, or "
+            "CUDA_VISIBLE_DEVICES hides them); run the suite on a GPU machine or set "
+            'devices = ["cpu"]'
+        )
+    index = torch.device(device).index
+    if index is not None and index >= torch.cuda.device_count():
+        raise DeviceUnavailable(
+            f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) are visible"
+        )
+
+
 def run_case(ctx: CaseContext, case: Case) -> dict[str, Any]:
     """Measure one case and return its cases.csv row. Raises on failure (the caller records)."""
+    check_device(case.device)
     if case.mode == "ddp-training":
         from harness.distributed import run_ddp_case  # it imports this module
 

@@ -20,7 +20,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from harness.carbon import CarbonSettings, carbon_settings
-from harness.case_runner import CaseContext, cache_for, failed_case_row, run_case
+from harness.case_runner import (
+    CaseContext,
+    DeviceUnavailable,
+    cache_for,
+    failed_case_row,
+    run_case,
+)
 from harness.compress import VariantUnsupported
 from harness.environment import environment_record
 from harness.errors import EnergyHarnessError
@@ -251,7 +257,7 @@ def _run_cases(
             started = utc_now_iso()
             try:
                 row = run_case(ctx, case)
-            except VariantUnsupported as exc:
+            except (VariantUnsupported, DeviceUnavailable) as exc:
                 row = failed_case_row(ctx.run_id, case, "skipped", str(exc), started)
             except (KeyboardInterrupt, SystemExit):
                 raise

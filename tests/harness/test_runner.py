@@ -275,3 +275,16 @@ def test_sigterm_stops_the_cli_run_keeping_rows_and_resume_finishes(powercap, op
     assert resumed.returncode == 0, resumed.stderr
     cases = read_rows(out / "cases.csv")
     assert len(cases) == len({r["case_id"] for r in cases}) == 4
+
+
+def test_cases_on_a_missing_gpu_are_skipped_with_the_reason(options, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the cases would run")
+    text = SMALL.replace('modes = ["inference"]', 'modes = ["inference"]\ndevices = ["cuda"]')
+    run_dir = run_suite(parse_suite(text, "gpu.toml"), options, out=tmp_path / "run")
+    cases = read_rows(run_dir / "cases.csv")
+    assert len(cases) == 4
+    assert all(c["status"] == "skipped" and "no CUDA GPU" in c["error"] for c in cases)
+    assert read_rows(run_dir / "measurements.csv") == []
