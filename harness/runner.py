@@ -151,9 +151,14 @@ def run_suite(
         if powercap_root is not None:
             options.powercap_root = powercap_root
         run_id = meta["run_id"]
-    else:
-        if suite is None:
-            raise EnergyHarnessError("run_suite needs a suite or a run directory to resume")
+    elif suite is None:
+        raise EnergyHarnessError("run_suite needs a suite or a run directory to resume")
+    # settings a user can get wrong are checked before a run directory is made
+    carbon = _carbon(suite, options)
+    probe_opts = ProbeOptions(powercap_root=options.powercap_root)
+    names = options.probes or suite.settings["probes"] or None
+    probes = load_probes(names, probe_opts)
+    if resume is None:
         run_dir = create_run_dir(out, results_root)
         run_id = run_dir.name
         (run_dir / "suite.toml").write_text(suite.text)
@@ -166,7 +171,6 @@ def run_suite(
                 "started_utc": utc_now_iso(),
             },
         )
-    carbon = _carbon(suite, options)
     finished = {r["case_id"] for r in read_rows(run_dir / "cases.csv")}
     dropped = _drop_unfinished_rows(run_dir, finished)
     todo = [c for c in shard_cases(suite.cases, options.shard) if c.case_id not in finished]
@@ -177,9 +181,6 @@ def run_suite(
             markup=False,
         )
 
-    probe_opts = ProbeOptions(powercap_root=options.powercap_root)
-    names = options.probes or suite.settings["probes"] or None
-    probes = load_probes(names, probe_opts)
     meter = EnergyMeter(probes)
     peer = options.peer or suite.settings["peer"]
     env = environment_record(

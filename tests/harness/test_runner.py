@@ -288,3 +288,16 @@ def test_cases_on_a_missing_gpu_are_skipped_with_the_reason(options, tmp_path):
     assert len(cases) == 4
     assert all(c["status"] == "skipped" and "no CUDA GPU" in c["error"] for c in cases)
     assert read_rows(run_dir / "measurements.csv") == []
+
+
+def test_bad_run_settings_fail_before_a_run_directory_is_made(options, tmp_path):
+    from harness.errors import EnergyHarnessError
+
+    suite = parse_suite(SMALL, "small.toml")
+    bad_carbon = RunOptions(**{**options.__dict__, "country": "XYZ"})
+    with pytest.raises(EnergyHarnessError, match="unknown country code 'XYZ'"):
+        run_suite(suite, bad_carbon, out=tmp_path / "a")
+    bad_probe = RunOptions(**{**options.__dict__, "probes": ["nope"]})
+    with pytest.raises(EnergyHarnessError, match="unknown probe 'nope'"):
+        run_suite(suite, bad_probe, out=tmp_path / "b")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
