@@ -183,13 +183,7 @@ def run_case(ctx: CaseContext, case: Case) -> dict[str, Any]:
             source = m.total_source
             ctx.measurements.append_many(
                 {
-                    "run_id": ctx.run_id,
-                    "case_id": case.case_id,
-                    "model": case.model,
-                    "variant": case.variant_label,
-                    "mode": case.mode,
-                    "batch_size": case.batch_size,
-                    "device": case.device,
+                    **case.columns(ctx.run_id),
                     "node": 0,
                     "rank": 0,
                     "repetition": rep,
@@ -285,15 +279,9 @@ def measured_case_row(
     report = prepared.report
     row.update(
         {
-            "run_id": ctx.run_id,
-            "case_id": case.case_id,
-            "model": case.model,
+            **case.columns(ctx.run_id),
             "dataset": case.dataset,
-            "variant": case.variant_label,
             "variant_params": ";".join(f"{k}={v}" for k, v in sorted(prepared.params.items())),
-            "mode": case.mode,
-            "batch_size": case.batch_size,
-            "device": case.device,
             "status": "ok",
             "error": "",
             "accuracy": prepared.accuracy,
@@ -332,15 +320,9 @@ def failed_case_row(
 ) -> dict[str, Any]:
     """The cases.csv row of a case that was skipped or failed, with its reason."""
     return {
-        "run_id": run_id,
-        "case_id": case.case_id,
-        "model": case.model,
+        **case.columns(run_id),
         "dataset": case.dataset,
-        "variant": case.variant_label,
         "variant_params": ";".join(f"{k}={v}" for k, v in case.variant_params),
-        "mode": case.mode,
-        "batch_size": case.batch_size,
-        "device": case.device,
         "status": status,
         "error": error,
         "n": 0,

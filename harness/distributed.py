@@ -184,13 +184,7 @@ def measurement_rows(
             energy = d["energy_j"]
             rows.append(
                 {
-                    "run_id": run_id,
-                    "case_id": case.case_id,
-                    "model": case.model,
-                    "variant": case.variant_label,
-                    "mode": case.mode,
-                    "batch_size": case.batch_size,
-                    "device": case.device,
+                    **case.columns(run_id),
                     "node": record["node"],
                     "rank": record["rank"],
                     "repetition": repetition,

@@ -85,6 +85,18 @@ class Case:
     def case_id(self) -> str:
         return f"{self.model}/{self.variant_label}/{self.mode}/bs{self.batch_size}/{self.device}"
 
+    def columns(self, run_id: str) -> dict[str, Any]:
+        """The columns that name this case, in measurements.csv and cases.csv alike."""
+        return {
+            "run_id": run_id,
+            "case_id": self.case_id,
+            "model": self.model,
+            "variant": self.variant_label,
+            "mode": self.mode,
+            "batch_size": self.batch_size,
+            "device": self.device,
+        }
+
 
 @dataclass
 class Suite:
