@@ -1,5 +1,7 @@
-"""Datasets a suite can name: `digits` (bundled, the default), `mnist`, `fashion-mnist`,
-`cifar10` (torchvision, from a local data root) and `synthetic` (random tensors).
+"""The bundled datasets, registered in the `energy_harness.datasets` entry-point group:
+`digits` (bundled, the default), `mnist`, `fashion-mnist`, `cifar10` (torchvision, from a
+local data root) and `synthetic` (random tensors). Each loader takes the options of
+`harness.spec.catalog.load_dataset` and ignores those it does not use.
 
 Nothing is downloaded unless the caller passes `download=True`. A dataset that is not on
 disk raises `EnergyHarnessError` naming the folder that was searched and how to get it.
@@ -11,15 +13,15 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from benchmarks.models import model_spec
-from probes.errors import EnergyHarnessError
+from harness.errors import EnergyHarnessError
+from harness.spec.catalog import DatasetSplits, model_spec
 
 DATA_ROOT_ENV = "ENERGY_HARNESS_DATA"  # default data root when none is passed
 DEFAULT_DATA_ROOT = Path("data")
@@ -27,24 +29,6 @@ DIGITS_SPLIT_SEED = 0  # the digits train/test split never depends on the run's 
 DIGITS_TEST_FRACTION = 0.2  # 1437 train / 360 test images
 SYNTHETIC_TRAIN_SIZE = 512
 SYNTHETIC_TEST_SIZE = 256
-
-
-@dataclass(frozen=True)
-class DatasetSplits:
-    """A dataset's train and test splits and what a model needs to know about them.
-
-    `input_shape` is one sample's shape (no batch dimension); `fingerprint` identifies the
-    data for cache keys (name, shapes, sizes, split seed; never a local path).
-    """
-
-    name: str
-    train: Dataset
-    test: Dataset
-    input_shape: tuple[int, ...]
-    num_classes: int
-    source: str  # where the data came from, in words
-    input_dtype: torch.dtype = torch.float32
-    fingerprint: dict[str, Any] = field(default_factory=dict)
 
 
 class SyntheticDataset(Dataset):
@@ -253,29 +237,33 @@ def load_synthetic_splits(
     )
 
 
-DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar10", "synthetic")
+def load_digits(**options: Any) -> DatasetSplits:
+    """Entry point `digits`: scikit-learn's bundled digits (no options used)."""
+    return load_digits_splits()
 
 
-def load_dataset(
-    name: str,
+def load_mnist(*, data_root: str | Path | None = None, download: bool = False, **_: Any):
+    """Entry point `mnist`: MNIST from the data root."""
+    return load_torchvision_splits("mnist", data_root=data_root, download=download)
+
+
+def load_fashion_mnist(*, data_root: str | Path | None = None, download: bool = False, **_: Any):
+    """Entry point `fashion-mnist`: Fashion-MNIST from the data root."""
+    return load_torchvision_splits("fashion-mnist", data_root=data_root, download=download)
+
+
+def load_cifar10(*, data_root: str | Path | None = None, download: bool = False, **_: Any):
+    """Entry point `cifar10`: CIFAR-10 from the data root."""
+    return load_torchvision_splits("cifar10", data_root=data_root, download=download)
+
+
+def load_synthetic(
     *,
-    data_root: str | Path | None = None,
-    download: bool = False,
     model: str | None = None,
     seed: int = 0,
-    **synthetic: Any,
+    data_root: Any = None,
+    download: bool = False,
+    **size: Any,
 ) -> DatasetSplits:
-    """Load a dataset by name.
-
-    `data_root` and `download` matter for the torchvision datasets only; `model`, `seed`
-    and the keyword arguments of `load_synthetic_splits` for `synthetic` only.
-    Raises EnergyHarnessError for an unknown name or data that is not on disk.
-    """
-    key = name.lower()
-    if key == "digits":
-        return load_digits_splits()
-    if key in _TORCHVISION:
-        return load_torchvision_splits(key, data_root=data_root, download=download)
-    if key == "synthetic":
-        return load_synthetic_splits(model=model, seed=seed, **synthetic)
-    raise EnergyHarnessError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    """Entry point `synthetic`: random tensors of the model's input shape."""
+    return load_synthetic_splits(model=model, seed=seed, **size)

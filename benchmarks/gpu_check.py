@@ -530,7 +530,7 @@ class Bf16MatmulLoad:
 
 def step_probes(ctx: Context, step: Step) -> None:
     """Step 1: the probe listing; nvml available with the energy counter on every GPU."""
-    from harness.probes_loader import load_probes, probe_statuses
+    from harness.measure.probes import load_probes, probe_statuses
     from probes.base import ProbeOptions
 
     rows = probe_statuses(ProbeOptions())
@@ -575,8 +575,8 @@ def step_idle(ctx: Context, step: Step) -> None:
     if reason:
         step.skip(reason)
         return
-    from harness.meter import EnergyMeter
-    from harness.probes_loader import load_probes
+    from harness.measure.meter import EnergyMeter
+    from harness.measure.probes import load_probes
 
     b = ctx.budget
     step.say(f"measuring idle power for {b.idle_s:g} s (energy counter) ...")
@@ -697,7 +697,7 @@ def report_counter_vs_power(step: Step, result: dict[str, Any]) -> None:
 def step_overhead(ctx: Context, step: Step) -> None:
     """Step 4: one begin+end window pair per available probe, in microseconds."""
     from benchmarks.overhead import window_pair_us
-    from harness.probes_loader import load_probes
+    from harness.measure.probes import load_probes
 
     pairs = ctx.budget.overhead_pairs
     probes = load_probes(None)
@@ -790,7 +790,7 @@ def step_suite(ctx: Context, step: Step) -> None:
     if reason:
         step.skip(reason)
         return
-    from harness.suite import load_suite, parse_suite
+    from harness.spec.suite import load_suite, parse_suite
 
     probes = ctx.suite_probes or (["nvml", "rapl"] if ctx.rapl_available else ["nvml"])
     ctx.suite_probes = probes
@@ -810,19 +810,20 @@ def measure_suite(ctx: Context, step: Step, text: str, *, counters_only: bool) -
     """
     from rich.console import Console
 
-    from harness.runner import RunOptions, run_suite
-    from harness.suite import parse_suite
+    from harness.run.options import RunOptions
+    from harness.run.runner import run_suite
+    from harness.spec.suite import parse_suite
 
     suite = parse_suite(text, "gpu_check step 5")
-    probes = suite.settings["probes"]
+    probes = list(suite.settings.probes)
     base = ctx.run_dir or Path(tempfile.mkdtemp(prefix="gpu-check-"))
     step.figures["run_dir"] = str(base / "run")
     step.figures["probes"] = probes
     step.figures["suite_toml"] = text
     s = suite.settings
     step.say(
-        f"{len(suite.cases)} cases, {s['repetitions']} repetition(s), windows >= "
-        f"{s['min_window_s']:g} s, probes {', '.join(probes)}; run in {base / 'run'}"
+        f"{len(suite.cases)} cases, {s.repetitions} repetition(s), windows >= "
+        f"{s.min_window_s:g} s, probes {', '.join(probes)}; run in {base / 'run'}"
     )
     run_dir = run_suite(
         suite,
@@ -992,8 +993,8 @@ def calibrate_against_suite(ctx: Context, step: Step, device_name: str) -> None:
         return
     import torch
 
-    from harness.meter import EnergyMeter
-    from harness.probes_loader import load_probes
+    from harness.measure.meter import EnergyMeter
+    from harness.measure.probes import load_probes
 
     b = ctx.budget
     device = torch.device(device_name)

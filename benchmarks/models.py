@@ -1,21 +1,20 @@
-"""Models a suite can name: a registry of factories plus `package.module:factory` for a user's own.
+"""The bundled models, registered in the `energy_harness.models` entry-point group.
 
-Every model is built with random initialisation. No weights are downloaded unless the
-caller passes `pretrained=True` (torchvision models only), which needs network access.
+A suite names them (`lenet5`, `mlp`, `resnet18`, `mobilenet_v2`, `transformer`); a lab's
+own model is `package.module:factory` or an entry point of its own package. Every model
+is built with random initialisation. No weights are downloaded unless the caller passes
+`pretrained=True` (torchvision models only), which needs network access.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from probes.errors import EnergyHarnessError
+from harness.errors import EnergyHarnessError
+from harness.spec.catalog import ModelSpec
 
 
 class LeNet5(nn.Module):
@@ -107,83 +106,8 @@ def _torchvision(name: str) -> Callable[..., nn.Module]:
     return build
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """A named model: its factory, the shape of one input sample and its dtype."""
-
-    name: str
-    factory: Callable[..., nn.Module]
-    input_shape: tuple[int, ...]
-    input_dtype: torch.dtype = torch.float32
-    vocab_size: int | None = None  # for token inputs: values drawn from [0, vocab_size)
-
-
-MODELS: dict[str, ModelSpec] = {
-    "lenet5": ModelSpec("lenet5", LeNet5, (1, 32, 32)),
-    "mlp": ModelSpec("mlp", LeNet300100, (1, 32, 32)),
-    "resnet18": ModelSpec("resnet18", _torchvision("resnet18"), (3, 224, 224)),
-    "mobilenet_v2": ModelSpec("mobilenet_v2", _torchvision("mobilenet_v2"), (3, 224, 224)),
-    "transformer": ModelSpec(
-        "transformer", TransformerClassifier, (128,), torch.long, vocab_size=1000
-    ),
-}
-
-
-def model_spec(name: str) -> ModelSpec:
-    """The spec of a registered model or of a user's `package.module:factory`.
-
-    A user factory's input shape is read from its `input_shape` attribute if it has one,
-    else (3, 224, 224) is assumed.
-    """
-    if name in MODELS:
-        return MODELS[name]
-    if ":" in name:
-        module_name, _, attr = name.partition(":")
-        try:
-            factory = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise EnergyHarnessError(
-                f"model {name!r}: cannot import {attr!r} from module {module_name!r} ({exc}); "
-                "check that the module is importable (on PYTHONPATH) and defines the factory"
-            ) from exc
-        shape = tuple(getattr(factory, "input_shape", (3, 224, 224)))
-        return ModelSpec(name, factory, shape)
-    known = ", ".join(sorted(MODELS))
-    raise EnergyHarnessError(
-        f"unknown model {name!r}; known models: {known}, or a factory as 'package.module:function'"
-    )
-
-
-def build_model(name: str, **kwargs: object) -> nn.Module:
-    """Build a model by registry name or `package.module:factory`, randomly initialised."""
-    return model_spec(name).factory(**kwargs)
-
-
-def model_kwargs_for_input(
-    name: str, input_shape: tuple[int, ...], num_classes: int
-) -> dict[str, int]:
-    """Keyword arguments that fit a model to a dataset's sample shape and class count.
-
-    Passes only what the factory accepts: `num_classes`; `in_channels` (shape[0]) for
-    conv nets; `in_features` (values per sample) for MLPs; `seq_len` for token models.
-    """
-    params = inspect.signature(model_spec(name).factory).parameters
-    kwargs: dict[str, int] = {}
-    if "num_classes" in params:
-        kwargs["num_classes"] = int(num_classes)
-    if "in_channels" in params and len(input_shape) == 3:
-        kwargs["in_channels"] = int(input_shape[0])
-    if "in_features" in params:
-        kwargs["in_features"] = int(math.prod(input_shape))
-    if "seq_len" in params and len(input_shape) == 1:
-        kwargs["seq_len"] = int(input_shape[0])
-    return kwargs
-
-
-def example_input(name: str, batch_size: int, generator: torch.Generator | None = None):
-    """A random batch of the model's input shape (tokens for sequence models)."""
-    spec = model_spec(name)
-    shape = (batch_size, *spec.input_shape)
-    if spec.input_dtype == torch.long:
-        return torch.randint(0, spec.vocab_size or 1000, shape, generator=generator)
-    return torch.randn(shape, generator=generator)
+LENET5 = ModelSpec("lenet5", LeNet5, (1, 32, 32))
+MLP = ModelSpec("mlp", LeNet300100, (1, 32, 32))
+RESNET18 = ModelSpec("resnet18", _torchvision("resnet18"), (3, 224, 224))
+MOBILENET_V2 = ModelSpec("mobilenet_v2", _torchvision("mobilenet_v2"), (3, 224, 224))
+TRANSFORMER = ModelSpec("transformer", TransformerClassifier, (128,), torch.long, vocab_size=1000)

@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.meter import EnergyMeter
-from harness.probes_loader import load_probes
+from harness.measure.meter import EnergyMeter
+from harness.measure.probes import load_probes
 from probes.base import Probe, ProbeOptions
 from probes.rapl import RaplProbe
 

@@ -179,7 +179,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def digits():
-    from benchmarks.data import load_dataset
+    from harness.spec.catalog import load_dataset
 
     return load_dataset("digits")
 
@@ -187,6 +187,6 @@ def digits():
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory):
     """One model cache for the session: the dense LeNet-5 is trained once for all files."""
-    from harness.cache import ModelCache
+    from harness.prepare.cache import ModelCache
 
     return ModelCache(tmp_path_factory.getbasetemp() / "shared-model-cache")

@@ -1,0 +1,1 @@
+"""Stage 9, the CLI: each module turns flags into one call and prints its result."""

@@ -13,8 +13,9 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.errors import EnergyHarnessError
-from harness.meter import Measurement
-from probes.base import SOURCE_MODEL, ProbeOptions
+from harness.measure.meter import Measurement
+from harness.measure.sources import source_label
+from probes.base import ProbeOptions
 
 err_console = Console(stderr=True)
 
@@ -69,8 +70,9 @@ def measurement_table(m: Measurement) -> Table:
         else:
             energy = f"{d.energy_j:.3f}"
             power = f"{d.energy_j / m.duration_s:.2f}" if m.duration_s > 0 else ""
-        label = "modelled" if d.source == SOURCE_MODEL else d.source
-        table.add_row(d.probe, d.domain, label, energy, power, "yes" if d.in_total else "")
+        table.add_row(
+            d.probe, d.domain, source_label(d.source), energy, power, "yes" if d.in_total else ""
+        )
     return table
 
 
@@ -87,11 +89,9 @@ def domain_notes(m: Measurement) -> list[str]:
 
 def total_line(m: Measurement) -> str:
     """One line: total energy, average power and what the total is made of."""
-    kind = {"counter": "measured", "model": "MODELLED", "counter+model": "measured + modelled"}
-    label = kind.get(m.total_source, m.total_source)
     line = (
-        f"total {m.total_energy_j:.3f} J ({label}) over {m.duration_s:.3f} s, "
-        f"average {m.average_power_w:.2f} W"
+        f"total {m.total_energy_j:.3f} J ({source_label(m.total_source)}) over "
+        f"{m.duration_s:.3f} s, average {m.average_power_w:.2f} W"
     )
     if m.total_source == "counter+model":
         line += f" [measured {m.measured_energy_j:.3f} J + modelled {m.modelled_energy_j:.3f} J]"

@@ -25,8 +25,8 @@ from harness.commands.common import (
     user_errors,
 )
 from harness.errors import EnergyHarnessError
-from harness.meter import EnergyMeter
-from harness.probes_loader import load_probes, probe_statuses
+from harness.measure.meter import EnergyMeter
+from harness.measure.probes import load_probes, probe_statuses
 
 console = Console()
 

@@ -7,7 +7,6 @@ Heavy modules (matplotlib, scipy) are imported inside the commands so that
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Annotated
 
@@ -17,14 +16,9 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.commands.common import user_errors
+from harness.report.format import fmt_si
 
 console = Console()
-
-
-def _si(value: float | None, unit: str) -> str:
-    from harness.report import fmt_si
-
-    return fmt_si(value if value is not None else math.nan, unit)
 
 
 @user_errors
@@ -35,7 +29,7 @@ def report_command(
     ] = False,
 ) -> None:
     """Write RUN_DIR/report.html (self-contained, plots embedded); print its path last."""
-    from harness.report import write_report
+    from harness.report.page import write_report
 
     path = write_report(run_dir)
     if open_browser:
@@ -55,7 +49,7 @@ def compare_command(
 
     `*` marks a significant change (p < 0.05). The CI is the delta method on log(B/A).
     """
-    from harness.compare import ALPHA, CI_METHOD, compare_runs
+    from harness.report.compare import ALPHA, CI_METHOD, compare_runs
 
     rows = compare_runs(run_a, run_b)
     if as_json:
@@ -80,8 +74,8 @@ def compare_command(
         p = f"{r.p_value:.3g}" if r.p_value is not None else "–"
         cells = (
             r.case_id,
-            f"{_si(r.mean_a_j_per_sample, 'J')} (n={r.n_a})",
-            f"{_si(r.mean_b_j_per_sample, 'J')} (n={r.n_b})",
+            f"{fmt_si(r.mean_a_j_per_sample, 'J')} (n={r.n_a})",
+            f"{fmt_si(r.mean_b_j_per_sample, 'J')} (n={r.n_b})",
             ratio,
             ci,
             p,

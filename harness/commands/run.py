@@ -12,7 +12,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.commands.common import PowercapRoot, ProbeNames, user_errors
-from harness.results import read_rows
+from harness.measure.sources import source_label
+from harness.rows.csvfile import read_rows
 
 console = Console()
 
@@ -37,9 +38,7 @@ def summary_table(run_dir: Path) -> Table:
         mean = _fmt(row["energy_j_per_sample_mean"], 1e3)
         low = _fmt(row["energy_j_per_sample_ci95_low"], 1e3)
         high = _fmt(row["energy_j_per_sample_ci95_high"], 1e3)
-        source = {"counter": "measured", "model": "MODELLED"}.get(
-            row["measured_source"], row["measured_source"]
-        )
+        source = source_label(row["measured_source"])
         table.add_row(
             escape(case),
             _fmt(row["accuracy"], 100, 4),
@@ -80,9 +79,10 @@ def run_command(
 ) -> None:
     """Run a benchmark suite: measure, estimate, compare, convert to CO2; write the results."""
     from harness.errors import EnergyHarnessError
-    from harness.peer import PEERS
-    from harness.runner import RunOptions, parse_shard, run_suite
-    from harness.suite import load_suite
+    from harness.run.options import RunOptions, parse_shard
+    from harness.run.peer import PEERS
+    from harness.run.runner import run_suite
+    from harness.spec.suite import load_suite
 
     if peer is not None and peer not in PEERS:
         raise EnergyHarnessError(f"--peer {peer!r}: known peers: {', '.join(PEERS)}")
@@ -116,7 +116,7 @@ def run_command(
         raise typer.Exit(130) from None
     console.print(summary_table(run_dir))
     if report:
-        from harness.report import write_report
+        from harness.report.page import write_report
 
         console.print(f"report: {write_report(run_dir)}", markup=False)
     console.print(str(run_dir), markup=False, highlight=False)
@@ -128,7 +128,7 @@ def merge_command(
     output: Annotated[Path, typer.Option("-o", "--output", help="Merged run directory.")],
 ) -> None:
     """Merge shard runs (from --shard I/N) into one run directory."""
-    from harness.merge import merge_runs
+    from harness.rows.merge import merge_runs
 
     merged = merge_runs(run_dirs, output)
     console.print(summary_table(merged))

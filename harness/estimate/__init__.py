@@ -10,8 +10,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from harness.lazy import lazy_exports
 
 # Public names -> the module that defines them. Loaded on first use, so importing
 # `harness.estimate` (and the CLI) does not import torch.
@@ -36,12 +35,7 @@ _WHERE = {
     "load_profile": "profiles",
     "write_profile": "profiles",
 }
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'harness.estimate' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"harness.estimate.{_WHERE[name]}"), name)
+__getattr__ = lazy_exports(__name__, _WHERE)
 
 
 __all__ = [

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.nn.utils import prune
 
 from harness.errors import EnergyHarnessError
 from harness.estimate.accounting import (
@@ -48,6 +47,7 @@ from harness.estimate.dispatch import (
     make_flop_counter,
 )
 from harness.estimate.names import MODES, OPTIMIZER_TRAFFIC  # noqa: F401 (re-exported)
+from harness.prepare.pruning import make_pruning_permanent
 
 OPTIMIZER = "optimizer"
 HOST_TO_DEVICE = "host_to_device"
@@ -161,14 +161,6 @@ def _model_device(model: nn.Module) -> torch.device:
     for t in itertools.chain(model.parameters(), model.buffers()):
         return t.device
     return torch.device("cpu")
-
-
-def _remove_pruning(model: nn.Module) -> None:
-    """Bake `weight_orig * weight_mask` into a plain weight, as a deployed model holds it."""
-    for module in model.modules():
-        for hook in list(module._forward_pre_hooks.values()):
-            if isinstance(hook, prune.BasePruningMethod):
-                prune.remove(module, hook._tensor_name)
 
 
 def _plain_tensor_attributes(model: nn.Module) -> Iterator[torch.Tensor]:
@@ -350,7 +342,7 @@ def count_step(
     if reason is None:
         try:
             work = _copy(model, meta=True)
-            _remove_pruning(work)
+            make_pruning_permanent(work)
             meta_inputs = tuple(torch.empty_like(t, device="meta") for t in inputs)
             counter, label_bytes = _run_counted(work, meta_inputs, mode, weights)
             counted_on = "meta"
@@ -360,7 +352,7 @@ def count_step(
         device = _model_device(model)
         notes.append(f"counted by running the model on {device}: {reason}")
         work = _copy(model, meta=False)
-        _remove_pruning(work)
+        make_pruning_permanent(work)
         try:
             real_inputs = tuple(t.to(device) for t in inputs)
             counter, label_bytes = _run_counted(work, real_inputs, mode, weights)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from harness.meter import EnergyMeter
+from harness.measure.meter import EnergyMeter
 from probes.model import (
     DEFAULT_W_PER_THREAD,
     ModelProbe,

@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from harness.meter import EnergyMeter
+from harness.measure.meter import EnergyMeter
 from probes.base import ProbeOptions
 from probes.nvml import NvmlProbe
 

@@ -9,7 +9,7 @@ import time
 import pytest
 from conftest import FakeZone
 
-from harness.meter import EnergyMeter
+from harness.measure.meter import EnergyMeter
 from probes.base import ProbeOptions
 from probes.rapl import ENV_ROOT, RaplProbe
 

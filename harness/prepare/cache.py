@@ -1,0 +1,287 @@
+"""A disk cache of prepared (trained, pruned, quantized) models, keyed by a hash.
+
+The key is a SHA-256 over canonical JSON of everything that determines the model: model
+name and constructor arguments, the dataset's fingerprint, variant and its parameters,
+training settings, seed and `CACHE_FORMAT`. The device it was trained on is not part of
+it. One file per key, `<dir>/<key>.pt`, written atomically (safe for parallel shards).
+
+What a file holds (read back with `torch.load(weights_only=True)`, so only tensors and
+plain values: no pickled classes or code):
+
+- `state_dict`: the model's weights, pruning masks already folded in (zeros stored as
+  zeros). For int8-dynamic models it is the quantized state dict (int8 weights, scales).
+- `model_name`, `model_kwargs`: how to build the architecture (a catalog model).
+- `structure`: for physically pruned models, the module attributes that differ from a
+  freshly built model (e.g. `{"conv1": {"out_channels": 3}}`); parameter shapes come from
+  `state_dict`. Rebuilding = build, apply attributes, resize tensors, load weights.
+- `quantized`: the module types that were dynamically quantized to int8 (e.g.
+  `["Linear"]`); rebuilding re-runs `quantize_dynamic` on the rebuilt float model before
+  loading the quantized weights.
+- `meta`: plain values the caller stores (accuracy, variant parameters, steps run).
+
+A file that cannot be read (truncated, older format, foreign) is a cache miss with a
+warning; the caller prepares the model again and overwrites it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from harness.errors import EnergyHarnessError
+from harness.prepare.hardware import quantize_dynamic_int8
+from harness.spec.catalog import build_model
+
+CACHE_FORMAT = 1  # bump when the meaning of cached files changes
+DEFAULT_CACHE_DIR = Path("results") / "cache"
+CACHE_DIR_ENV = "ENERGY_HARNESS_CACHE"
+
+_PLAIN = (bool, int, float, str, type(None))
+
+
+def _canonical(value: Any) -> Any:
+    """JSON-ready form of a key field: dicts sorted, tuples as lists, dtypes as names."""
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    if isinstance(value, torch.dtype):
+        return str(value)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, _PLAIN):
+        return value
+    raise EnergyHarnessError(
+        f"cache key: value {value!r} of type {type(value).__name__} cannot be hashed; "
+        "use numbers, strings, booleans, lists or tables"
+    )
+
+
+def cache_key(fields: Mapping[str, Any]) -> str:
+    """A 24-hex-digit key over `fields` and CACHE_FORMAT (dict order does not matter)."""
+    text = json.dumps({"format": CACHE_FORMAT, **_canonical(fields)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def default_cache_dir() -> Path:
+    """$ENERGY_HARNESS_CACHE if set, else results/cache."""
+    return Path(os.environ.get(CACHE_DIR_ENV) or DEFAULT_CACHE_DIR)
+
+
+def _plain_value(value: Any) -> bool:
+    if isinstance(value, _PLAIN):
+        return True
+    return isinstance(value, tuple | list) and all(_plain_value(v) for v in value)
+
+
+def _public_attributes(module: nn.Module) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in vars(module).items()
+        if not k.startswith("_") and k != "training" and _plain_value(v)
+    }
+
+
+def capture_structure(model: nn.Module, reference: nn.Module) -> dict[str, dict[str, Any]]:
+    """Per module, the public plain attributes of `model` that differ from `reference`.
+
+    `reference` is the same architecture freshly built; for a model that was not
+    physically pruned the result is empty.
+    """
+    ref_modules = dict(reference.named_modules())
+    replaced: list[str] = []  # modules swapped for another type (quantized): skip inside
+    structure: dict[str, dict[str, Any]] = {}
+    for name, module in model.named_modules():
+        if any(name.startswith(prefix + ".") for prefix in replaced):
+            continue
+        ref = ref_modules.get(name)
+        if ref is not None and type(ref) is not type(module):
+            replaced.append(name)
+        if ref is None:
+            raise EnergyHarnessError(
+                f"cannot cache this model: module {name!r} does not exist in a freshly "
+                "built model of the same name (was a layer added after building?)"
+            )
+        # only attributes the float module has: quantized replacements add scales etc.
+        ref_attrs = _public_attributes(ref)
+        changed = {
+            k: v
+            for k, v in _public_attributes(module).items()
+            if k in ref_attrs and ref_attrs[k] != v
+        }
+        if changed:
+            structure[name] = changed
+    return structure
+
+
+def apply_structure(
+    model: nn.Module, structure: Mapping[str, Mapping[str, Any]], state_dict: Mapping[str, Any]
+) -> nn.Module:
+    """Reshape a freshly built `model` to the recorded attributes and tensor shapes."""
+    modules = dict(model.named_modules())
+    for name, attrs in structure.items():
+        for attr, value in attrs.items():
+            setattr(modules[name], attr, tuple(value) if isinstance(value, list) else value)
+    for key, tensor in state_dict.items():
+        if not isinstance(tensor, torch.Tensor):
+            continue
+        owner_name, _, attr = key.rpartition(".")
+        owner = modules.get(owner_name)
+        if owner is None:
+            continue
+        if attr in owner._parameters and owner._parameters[attr] is not None:
+            old = owner._parameters[attr]
+            if old.shape != tensor.shape:
+                new = torch.empty(tensor.shape, dtype=old.dtype, device=old.device)
+                owner._parameters[attr] = nn.Parameter(new, requires_grad=old.requires_grad)
+        elif attr in owner._buffers and owner._buffers[attr] is not None:
+            old_buffer = owner._buffers[attr]
+            if old_buffer.shape != tensor.shape:
+                owner._buffers[attr] = torch.empty(
+                    tensor.shape, dtype=old_buffer.dtype, device=old_buffer.device
+                )
+    return model
+
+
+def quantized_module_types(model: nn.Module) -> list[str]:
+    """Names of float module types that were replaced by dynamic int8 modules."""
+    found = set()
+    for module in model.modules():
+        cls = type(module)
+        if cls.__module__.startswith("torch.ao.nn.quantized.dynamic"):
+            found.add(cls.__name__.replace("Dynamic", "").replace("Quantized", ""))
+    return sorted(found)
+
+
+def rebuild_model(
+    model_name: str,
+    model_kwargs: Mapping[str, Any],
+    state_dict: Mapping[str, Any],
+    structure: Mapping[str, Mapping[str, Any]] | None = None,
+    quantized: list[str] | None = None,
+) -> nn.Module:
+    """Build `model_name`, reshape it to `structure`, quantize if needed, load weights."""
+    model = build_model(model_name, **dict(model_kwargs))
+    if structure:
+        apply_structure(model, structure, state_dict)
+    if quantized:
+        model = quantize_dynamic_int8(model, quantized)
+    model.load_state_dict(state_dict, strict=True)  # a plain dict would lose `_metadata`
+    return model.eval()
+
+
+def _cpu_state_dict(model: nn.Module) -> OrderedDict[str, Any]:
+    """The state dict on the CPU, keeping `_metadata` (module versions: quantized modules
+    read their weights differently without it)."""
+    state = model.state_dict()
+    out: OrderedDict[str, Any] = OrderedDict(
+        (k, v.detach().cpu() if isinstance(v, torch.Tensor) else v) for k, v in state.items()
+    )
+    out._metadata = getattr(state, "_metadata", None)  # type: ignore[attr-defined]
+    return out
+
+
+@dataclass
+class CachedModel:
+    """A model read back from the cache, the meta stored with it and its file."""
+
+    model: nn.Module
+    meta: dict[str, Any]
+    path: Path
+
+
+class ModelCache:
+    """Prepared models on disk under `root` (default: $ENERGY_HARNESS_CACHE or results/cache).
+
+    `enabled=False` makes every lookup a miss and every save a no-op.
+    """
+
+    def __init__(self, root: str | Path | None = None, *, enabled: bool = True) -> None:
+        self.root = Path(root) if root is not None else default_cache_dir()
+        self.enabled = enabled
+
+    def path_for(self, key: str) -> Path:
+        """The file that holds (or would hold) the model with this key."""
+        return self.root / f"{key}.pt"
+
+    def load(self, key: str) -> CachedModel | None:
+        """The cached model for `key`, or None on a miss (missing or unreadable file)."""
+        path = self.path_for(key)
+        if not self.enabled or not path.is_file():
+            return None
+        try:
+            with warnings.catch_warnings():  # torch's own, when it reads quantized tensors
+                warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
+                payload = torch.load(path, map_location="cpu", weights_only=True)
+            if payload.get("format") != CACHE_FORMAT:
+                raise ValueError(f"format {payload.get('format')!r}, expected {CACHE_FORMAT}")
+            model = rebuild_model(
+                payload["model_name"],
+                payload["model_kwargs"],
+                payload["state_dict"],
+                payload.get("structure"),
+                payload.get("quantized"),
+            )
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is a miss
+            warnings.warn(
+                f"ignoring unreadable cache file {path} ({type(exc).__name__}: {exc}); "
+                "the model is prepared again and the file overwritten",
+                stacklevel=2,
+            )
+            return None
+        return CachedModel(model, dict(payload.get("meta", {})), path)
+
+    def save(
+        self,
+        key: str,
+        model: nn.Module,
+        *,
+        model_name: str,
+        model_kwargs: Mapping[str, Any],
+        key_fields: Mapping[str, Any] | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> Path | None:
+        """Write `model` under `key` atomically; returns the file (None when disabled).
+
+        `meta` must hold plain values only (numbers, strings, lists, dicts). Raises
+        EnergyHarnessError if the cache folder cannot be written.
+        """
+        if not self.enabled:
+            return None
+        reference = build_model(model_name, **dict(model_kwargs))
+        quantized = quantized_module_types(model)
+        payload = {
+            "format": CACHE_FORMAT,
+            "key": key,
+            "key_fields": _canonical(key_fields or {}),
+            "model_name": model_name,
+            "model_kwargs": _canonical(model_kwargs),
+            "structure": capture_structure(model, reference),
+            "quantized": quantized,
+            "state_dict": _cpu_state_dict(model),
+            "meta": _canonical(meta or {}),
+        }
+        path = self.path_for(key)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=self.root)
+            with os.fdopen(fd, "wb") as handle:
+                torch.save(payload, handle)
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise EnergyHarnessError(
+                f"cannot write the model cache {path} ({exc}); make the folder writable, "
+                f"point ${CACHE_DIR_ENV} elsewhere, or disable the cache"
+            ) from exc
+        return path

@@ -1,0 +1,195 @@
+"""The five-step pipeline of a case's model, cached: train, rank, prune, fine-tune, evaluate.
+
+1. train the dense model (cached, shared by every variant of a case),
+2. rank weights (|w| globally, L1 norm per channel, |w| within groups of four),
+3. prune (or quantize),
+4. fine-tune with the masks kept,
+5. evaluate test accuracy (energy is measured later, by the runner).
+
+Sparsity is reported over the prunable weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from harness.prepare.cache import ModelCache, cache_key
+from harness.prepare.compress import Compressed, compress_model
+from harness.prepare.hardware import check_supported, to_semi_structured
+from harness.prepare.sparsity import SparsityReport, sparsity_report
+from harness.prepare.training import evaluate, seed_everything, train
+from harness.spec.catalog import DatasetSplits, build_model, model_kwargs_for_input
+from harness.spec.train_config import TrainConfig
+from harness.spec.variants import DENSE, resolve_variant
+
+
+@dataclass
+class PreparedModel:
+    """A model ready to measure, with its accuracy and size. `accuracy` is a fraction."""
+
+    model: nn.Module
+    model_name: str
+    model_kwargs: dict[str, Any]
+    dataset: str
+    variant: str
+    params: dict[str, Any]
+    seed: int
+    accuracy: float
+    dense_accuracy: float
+    report: SparsityReport
+    steps: tuple[str, ...]
+    device: torch.device  # where the model lives and must run
+    input_dtype: torch.dtype
+    cache_key: str
+    cache_path: Path | None = None
+    from_cache: bool = False
+
+    @property
+    def accuracy_drop(self) -> float:
+        """Dense accuracy minus this variant's accuracy (fraction; positive = worse)."""
+        return self.dense_accuracy - self.accuracy
+
+
+def _finalize(model: nn.Module, meta: Mapping[str, Any], device: torch.device) -> nn.Module:
+    """Put a prepared (or cached) model on its run device, in its run format."""
+    if meta.get("sparse_layers"):
+        return to_semi_structured(model, list(meta["sparse_layers"]), device)
+    return model.to(device).eval()
+
+
+def prepare_model(
+    model_name: str,
+    data: DatasetSplits,
+    variant: str = DENSE,
+    params: Mapping[str, Any] | None = None,
+    *,
+    seed: int = 0,
+    train_config: TrainConfig | None = None,
+    device: str | torch.device = "cpu",
+    cache: ModelCache | None = None,
+    log: Callable[[str], None] | None = None,
+) -> PreparedModel:
+    """Train, compress and evaluate a model, or read it from `cache` (None: no cache).
+
+    The dense model is prepared (and cached) first and shared by all variants of the
+    same model, data, training settings and seed. Raises VariantUnsupported before any
+    training if the variant cannot run on `device`.
+    """
+    resolved = resolve_variant(variant, params)
+    device = torch.device(device)
+    check_supported(variant, device)
+    config = train_config or TrainConfig()
+    model_kwargs = model_kwargs_for_input(model_name, data.input_shape, data.num_classes)
+    key_fields = {
+        "model": model_name,
+        "model_kwargs": model_kwargs,
+        "data": data.fingerprint or {"name": data.name},
+        "variant": variant,
+        "params": resolved,
+        # loader workers do not change the weights, so they do not change the key
+        "train": {k: v for k, v in config.as_dict().items() if k != "num_workers"},
+        "seed": seed,
+    }
+    key = cache_key(key_fields)
+    say = log or (lambda message: None)
+    hit = cache.load(key) if cache is not None else None
+    if hit is not None:
+        meta = hit.meta
+        say(f"{model_name}/{variant}: from cache {hit.path}")
+        model = _finalize(hit.model, meta, device)
+        return _prepared(model, meta, key_fields, key, hit.path, True, device)
+
+    if variant == DENSE:
+        seed_everything(seed)
+        model = build_model(model_name, **model_kwargs)
+        say(f"{model_name}: training {config.epochs} epochs on {data.name}")
+        result = train(model, data.train, config, seed=seed, device=device)
+        compressed = Compressed(model.eval(), [], device)
+        compressed.steps = [
+            f"train: {config.epochs} epochs, {result.samples} samples, "
+            f"SGD lr {config.lr:g} momentum {config.momentum:g}"
+        ]
+        dense_accuracy = None
+        reference_params = sparsity_report(model).total_params
+    else:
+        dense = prepare_model(
+            model_name,
+            data,
+            DENSE,
+            seed=seed,
+            train_config=config,
+            device=device,
+            cache=cache,
+            log=log,
+        )
+        say(f"{model_name}/{variant}: compressing")
+        compressed = compress_model(
+            dense.model, variant, resolved, data, train_config=config, seed=seed, device=device
+        )
+        trained = [step for step in dense.steps if not step.startswith("evaluate")]
+        compressed.steps = [*trained, *compressed.steps]
+        dense_accuracy = dense.accuracy
+        reference_params = dense.report.total_params
+    report = sparsity_report(compressed.model, reference_params)
+    meta: dict[str, Any] = {
+        "steps": [*compressed.steps, "evaluate: test accuracy"],
+        "prepared_on": str(compressed.run_device),  # for the record: a hit may run elsewhere
+        "input_dtype": str(compressed.input_dtype).removeprefix("torch."),
+        "sparse_layers": compressed.sparse_layers,
+        "report": dataclasses.asdict(report),
+    }
+    # 2:4 conversion changes the model in place: cache the masked half-precision weights
+    to_cache = copy.deepcopy(compressed.model) if compressed.sparse_layers else compressed.model
+    model = _finalize(compressed.model, meta, device)
+    meta["accuracy"] = evaluate(
+        model, data.test, device=compressed.run_device, input_dtype=compressed.input_dtype
+    )
+    meta["dense_accuracy"] = meta["accuracy"] if dense_accuracy is None else dense_accuracy
+    path = None
+    if cache is not None:
+        path = cache.save(
+            key,
+            to_cache,
+            model_name=model_name,
+            model_kwargs=model_kwargs,
+            key_fields=key_fields,
+            meta=meta,
+        )
+    return _prepared(model, meta, key_fields, key, path, False, device)
+
+
+def _prepared(
+    model: nn.Module,
+    meta: Mapping[str, Any],
+    key_fields: Mapping[str, Any],
+    key: str,
+    path: Path | None,
+    from_cache: bool,
+    device: torch.device,
+) -> PreparedModel:
+    return PreparedModel(
+        model=model,
+        model_name=key_fields["model"],
+        model_kwargs=dict(key_fields["model_kwargs"]),
+        dataset=key_fields["data"].get("name", "?"),
+        variant=key_fields["variant"],
+        params=dict(key_fields["params"]),
+        seed=key_fields["seed"],
+        accuracy=float(meta["accuracy"]),
+        dense_accuracy=float(meta["dense_accuracy"]),
+        report=SparsityReport(**meta["report"]),
+        steps=tuple(meta["steps"]),
+        device=device,
+        input_dtype=getattr(torch, meta["input_dtype"]),
+        cache_key=key,
+        cache_path=path,
+        from_cache=from_cache,
+    )

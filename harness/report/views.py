@@ -1,0 +1,189 @@
+"""What the report shows per case: cases.csv rows merged with measurements.csv repetitions.
+
+Energies are in J per sample; NaN where unknown. A case measured but missing from
+cases.csv (an interrupted run) is shown too, with its figures from the repetitions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from harness.measure.sources import combine_sources, is_modelled
+from harness.rows.csvfile import parse_bool, parse_float
+from harness.rows.repetitions import CaseRepetitions
+from harness.rows.stats import summarize
+
+K = TypeVar("K", bound=Hashable)
+
+ESTIMATE_COLUMNS = {
+    "est_dense_hw_energy_j_per_sample": ("dense-hw", "o"),
+    "est_sparse_ideal_energy_j_per_sample": ("sparse-ideal", "^"),
+}
+ESTIMATE_PARTS = ("compute", "storage", "communication", "static")
+
+
+@dataclass
+class CaseView:
+    """One case as the report shows it. Energies in J per sample; NaN where unknown."""
+
+    index: int
+    case_id: str
+    model: str = ""
+    variant: str = ""
+    mode: str = ""
+    batch_size: str = ""
+    device: str = ""
+    status: str = ""
+    error: str = ""
+    in_cases_csv: bool = True
+    accuracy: float = math.nan
+    sparsity: float = math.nan
+    measured_source: str = ""
+    n: int = 0
+    mean_j_per_sample: float = math.nan
+    ci95_low_j_per_sample: float = math.nan
+    ci95_high_j_per_sample: float = math.nan
+    estimates_j_per_sample: dict[str, float] = field(default_factory=dict)
+    estimate_parts_j_per_sample: dict[str, float] = field(default_factory=dict)
+    estimate_error_pct: float = math.nan
+    estimate_error_computed: bool = False
+    co2_g_per_1000_samples: float = math.nan
+    repetitions: CaseRepetitions | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Finished and measured: status 'ok' (or, without a cases.csv row, usable data)."""
+        if self.in_cases_csv:
+            return self.status.strip().lower() == "ok"
+        return bool(self.repetitions and self.repetitions.energy_j_per_sample)
+
+    @property
+    def modelled(self) -> bool:
+        """True when any part of the measured figure comes from a model, not a counter."""
+        return is_modelled(self.measured_source)
+
+    @property
+    def label(self) -> str:
+        """A short label for plots: '#3 lenet5/magnitude-90 inference bs64'."""
+        name = "/".join(p for p in (self.model, self.variant) if p) or self.case_id
+        extra = " ".join(p for p in (self.mode, f"bs{self.batch_size}" if self.batch_size else ""))
+        return f"#{self.index} {name} {extra}".strip()
+
+
+def _in_total_sources(rows: list[dict[str, str]]) -> dict[str, set[str]]:
+    sources: dict[str, set[str]] = {}
+    for row in rows:
+        if parse_bool(row.get("in_total"), False):
+            sources.setdefault(row.get("case_id") or "", set()).add(row.get("source") or "")
+    return sources
+
+
+def build_cases(
+    case_rows: list[dict[str, str]],
+    measurement_rows: list[dict[str, str]],
+    reps: dict[str, CaseRepetitions],
+) -> list[CaseView]:
+    """Merge cases.csv rows with measurements: cases.csv first, then measured-only cases."""
+    sources = _in_total_sources(measurement_rows)
+    first_row: dict[str, dict[str, str]] = {}
+    for row in measurement_rows:
+        first_row.setdefault(row.get("case_id") or "", row)
+    views: list[CaseView] = []
+    seen: set[str] = set()
+    for row in case_rows:
+        case_id = row.get("case_id") or ""
+        if not case_id or case_id in seen:
+            continue
+        seen.add(case_id)
+        views.append(_view_from_case_row(len(views) + 1, row, reps.get(case_id)))
+    for case_id, rep in reps.items():
+        if case_id in seen:
+            continue
+        meta = first_row.get(case_id, {})
+        view = CaseView(
+            index=len(views) + 1,
+            case_id=case_id,
+            model=meta.get("model", ""),
+            variant=meta.get("variant", ""),
+            mode=meta.get("mode", ""),
+            batch_size=meta.get("batch_size", ""),
+            device=meta.get("device", ""),
+            status="not in cases.csv",
+            error="measured, but cases.csv has no row for it (interrupted run?)",
+            in_cases_csv=False,
+            repetitions=rep,
+        )
+        views.append(view)
+    for view in views:
+        _fill_measured(view, sources.get(view.case_id, set()))
+    return views
+
+
+def _view_from_case_row(index: int, row: dict[str, str], rep: CaseRepetitions | None) -> CaseView:
+    view = CaseView(
+        index=index,
+        case_id=row.get("case_id", ""),
+        model=row.get("model", ""),
+        variant=row.get("variant", ""),
+        mode=row.get("mode", ""),
+        batch_size=row.get("batch_size", ""),
+        device=row.get("device", ""),
+        status=row.get("status", ""),
+        error=row.get("error", ""),
+        accuracy=parse_float(row.get("accuracy")),
+        sparsity=parse_float(row.get("sparsity")),
+        measured_source=row.get("measured_source", ""),
+        mean_j_per_sample=parse_float(row.get("energy_j_per_sample_mean")),
+        ci95_low_j_per_sample=parse_float(row.get("energy_j_per_sample_ci95_low")),
+        ci95_high_j_per_sample=parse_float(row.get("energy_j_per_sample_ci95_high")),
+        estimate_error_pct=parse_float(row.get("estimate_error_pct")),
+        co2_g_per_1000_samples=parse_float(row.get("co2_g_per_1000_samples")),
+        repetitions=rep,
+    )
+    n = parse_float(row.get("n"))
+    view.n = int(n) if math.isfinite(n) else 0
+    for column in ESTIMATE_COLUMNS:
+        view.estimates_j_per_sample[column] = parse_float(row.get(column))
+    for part in ESTIMATE_PARTS:
+        view.estimate_parts_j_per_sample[part] = parse_float(row.get(f"est_dense_hw_{part}_j"))
+    return view
+
+
+def _fill_measured(view: CaseView, sources: set[str]) -> None:
+    """Fill measured figures that cases.csv lacks from the repetitions in measurements.csv."""
+    values = view.repetitions.energy_j_per_sample if view.repetitions else []
+    if not view.measured_source and sources:
+        view.measured_source = combine_sources(sources)
+    if not math.isfinite(view.mean_j_per_sample) and values:
+        summary = summarize(values)
+        view.mean_j_per_sample = summary.mean
+        view.ci95_low_j_per_sample = summary.ci95_low
+        view.ci95_high_j_per_sample = summary.ci95_high
+        view.n = summary.n
+    elif view.n == 0:
+        view.n = len(values)
+    dense = view.estimates_j_per_sample.get("est_dense_hw_energy_j_per_sample", math.nan)
+    if not math.isfinite(view.estimate_error_pct) and view.mean_j_per_sample > 0:
+        if math.isfinite(dense):
+            view.estimate_error_pct = (dense - view.mean_j_per_sample) / view.mean_j_per_sample
+            view.estimate_error_pct *= 100
+            view.estimate_error_computed = True
+
+
+def pareto_front(points: Sequence[tuple[K, float, float]]) -> list[K]:
+    """Keys of the points no other point dominates (lower energy and higher accuracy).
+
+    `points`: (key, energy_j_per_sample, accuracy). A point is dominated when another has
+    energy <= and accuracy >=, one of them strictly. Points with a non-finite value are
+    ignored. The front is returned in order of increasing energy.
+    """
+    finite = [p for p in points if math.isfinite(p[1]) and math.isfinite(p[2])]
+    front = [
+        p
+        for p in finite
+        if not any(q[1] <= p[1] and q[2] >= p[2] and (q[1] < p[1] or q[2] > p[2]) for q in finite)
+    ]
+    return [p[0] for p in sorted(front, key=lambda p: (p[1], -p[2]))]

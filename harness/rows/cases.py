@@ -1,0 +1,179 @@
+"""cases.csv rows: what the repetitions of a case measured, its estimate and the error, CO2.
+
+One builder for single-process and `ddp-training` cases alike: both hand in the totals
+of their repetitions (`RepetitionTotal`) and the estimate of one step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from harness.estimate.model import ModelEstimate
+from harness.estimate.names import DENSE_HW, SPARSE_IDEAL
+from harness.measure.clock import utc_now_iso
+from harness.measure.sources import combine_sources
+from harness.prepare.pipeline import PreparedModel
+from harness.rows.carbon import CarbonSettings
+from harness.rows.columns import estimate_prefix
+from harness.rows.measurements import RepetitionTotal
+from harness.rows.stats import Summary, summarize
+from harness.spec.case import Case
+
+
+@dataclass(frozen=True)
+class CaseFigures:
+    """What the repetitions of one case measured (the inputs of its cases.csv row)."""
+
+    energy: Summary  # J per sample
+    dynamic: Summary  # J per sample above the idle baseline
+    duration_s: float  # mean window
+    latency_s: float  # mean seconds per step
+    iterations: int  # steps per window (per rank)
+    energy_j: float  # mean total energy of a window
+    source: str  # what the measured total is made of
+    samples_per_step: int  # over all ranks
+    world_size: int = 1
+
+
+def case_figures(
+    totals: list[RepetitionTotal], samples_per_step: int, world_size: int = 1
+) -> CaseFigures:
+    """The figures of a case from the totals of its repetitions (at least one)."""
+    return CaseFigures(
+        energy=summarize([t.energy_j / t.samples for t in totals]),
+        dynamic=summarize([t.dynamic_energy_j / t.samples for t in totals]),
+        duration_s=summarize([t.duration_s for t in totals]).mean,
+        latency_s=summarize([t.duration_s / t.iterations for t in totals]).mean,
+        iterations=totals[-1].iterations,
+        energy_j=summarize([t.energy_j for t in totals]).mean,
+        source=combine_sources(s for t in totals for s in t.sources),
+        samples_per_step=samples_per_step,
+        world_size=world_size,
+    )
+
+
+def params_text(params: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> str:
+    """`sparsity=0.9;fine_tune_epochs=3`: variant parameters in one cell."""
+    items = params.items() if isinstance(params, Mapping) else params
+    return ";".join(f"{k}={v}" for k, v in sorted(items))
+
+
+def estimate_columns(est: ModelEstimate, steps: int) -> dict[str, Any]:
+    """Estimate per sample per accounting, and the counts of `steps` steps (one window)."""
+    row: dict[str, Any] = {"estimate_profile": est.profile.name}
+    for acc in (DENSE_HW, SPARSE_IDEAL):
+        per_sample = est.per_sample(acc)
+        prefix = estimate_prefix(acc)
+        row[prefix + "energy_j_per_sample"] = per_sample.energy_j
+        for part, value in per_sample.breakdown_j.items():
+            row[f"{prefix}{part}_j"] = value
+    # counts of one measured window, for `calibrate --from` (nonzero_params comes from the
+    # prepared model's report; the sparse-ideal estimate is in its own est_ columns)
+    skip = ("nonzero_params", "estimated_sparse_ideal_energy_j")
+    row.update({k: v for k, v in est.case_columns(steps).items() if k not in skip})
+    counts = est.counts_per_sample(DENSE_HW)
+    row["flops_per_sample"] = counts.flops
+    row["bytes_per_sample"] = counts.bytes
+    return row
+
+
+def estimate_error_pct(
+    estimated_j: float,
+    estimated_static_j: float,
+    measured_j: float,
+    measured_dynamic_j: float | None,
+) -> float | None:
+    """(estimated - measured) / measured x 100, like with like.
+
+    With an idle baseline (`measured_dynamic_j` finite) the estimate's dynamic part is
+    compared with the measured energy above idle; otherwise totals with totals. None
+    where the measured figure is zero or unknown.
+    """
+    if measured_dynamic_j is not None and math.isfinite(measured_dynamic_j):
+        estimated, measured = estimated_j - estimated_static_j, measured_dynamic_j
+    else:
+        estimated, measured = estimated_j, measured_j
+    if not measured or not math.isfinite(measured):
+        return None
+    return (estimated - measured) / measured * 100
+
+
+def measured_case_row(
+    run_id: str,
+    case: Case,
+    prepared: PreparedModel,
+    est: ModelEstimate,
+    fig: CaseFigures,
+    carbon: CarbonSettings,
+    *,
+    idle_baseline: bool,
+    started: str,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The cases.csv row of a measured case: figures, the estimate, its error, CO2."""
+    # counts of one window of the whole job: every rank runs `iterations` steps
+    row = estimate_columns(est, fig.iterations * fig.world_size)
+    prefix = estimate_prefix(DENSE_HW)
+    energy, dynamic = fig.energy, fig.dynamic
+    error_pct = estimate_error_pct(
+        row[prefix + "energy_j_per_sample"],
+        row.get(prefix + "static_j", 0.0),
+        energy.mean,
+        dynamic.mean if idle_baseline else None,
+    )
+    report = prepared.report
+    row.update(
+        {
+            **case.columns(run_id),
+            "dataset": case.dataset,
+            "variant_params": params_text(prepared.params),
+            "status": "ok",
+            "error": "",
+            "accuracy": prepared.accuracy,
+            "params": report.total_params,
+            "nonzero_params": report.nonzero_params,
+            "sparsity": report.sparsity,
+            "dense_bytes": report.dense_bytes,
+            "nonzero_bytes": report.nonzero_bytes,
+            "latency_s_per_batch": fig.latency_s,
+            "throughput_samples_per_s": fig.samples_per_step / fig.latency_s,
+            "measured_source": fig.source,
+            "n": energy.n,
+            "energy_j_per_sample_mean": energy.mean,
+            "energy_j_per_sample_std": energy.std,
+            "energy_j_per_sample_ci95_low": energy.ci95_low,
+            "energy_j_per_sample_ci95_high": energy.ci95_high,
+            "dynamic_energy_j_per_sample_mean": dynamic.mean,
+            "estimate_error_pct": error_pct,
+            "iterations": fig.iterations,
+            "duration_s": fig.duration_s,
+            "energy_j": fig.energy_j,
+            "energy_source": fig.source,
+            "co2_g_per_1000_samples": carbon.co2_g(energy.mean * 1000),
+            "carbon_intensity_g_per_kwh": carbon.intensity_g_per_kwh,
+            "pue": carbon.pue,
+            "started_utc": started,
+            "finished_utc": utc_now_iso(),
+            **(extra or {}),
+        }
+    )
+    return row
+
+
+def failed_case_row(
+    run_id: str, case: Case, status: str, error: str, started: str
+) -> dict[str, Any]:
+    """The cases.csv row of a case that was skipped or failed, with its reason."""
+    return {
+        **case.columns(run_id),
+        "dataset": case.dataset,
+        "variant_params": params_text(case.variant_params),
+        "status": status,
+        "error": error,
+        "n": 0,
+        "started_utc": started,
+        "finished_utc": utc_now_iso(),
+    }

@@ -1,0 +1,100 @@
+"""The columns of a run's CSV files, in order. Every name carries its unit.
+
+`results/README.md` documents each column. A file written by another version has other
+columns; appending to it is refused (`CsvAppender`).
+"""
+
+from __future__ import annotations
+
+from harness.estimate.names import DENSE_HW, SPARSE_IDEAL
+
+CASE_ID_COLUMNS = ["run_id", "case_id", "model", "variant", "mode", "batch_size", "device"]
+ESTIMATE_PARTS = ("energy_j_per_sample", "compute_j", "storage_j", "communication_j", "static_j")
+FLOP_DTYPES = ("fp64", "fp32", "fp16", "bf16", "int32", "int8")
+
+
+def estimate_prefix(accounting: str) -> str:
+    """`est_dense_hw_`: the prefix of an accounting's estimate columns in cases.csv."""
+    return f"est_{accounting.replace('-', '_')}_"
+
+
+MEASUREMENT_COLUMNS = [
+    "run_id",
+    "case_id",
+    "model",
+    "variant",
+    "mode",
+    "batch_size",
+    "device",
+    "node",
+    "rank",
+    "repetition",
+    "probe",
+    "domain",
+    "source",
+    "in_total",
+    "start_utc",
+    "duration_s",
+    "iterations",
+    "samples",
+    "energy_j",
+    "idle_power_w",
+    "dynamic_energy_j",
+    "energy_j_per_sample",
+    "valid",
+    "note",
+]
+
+CASE_COLUMNS = [
+    "run_id",
+    "case_id",
+    "model",
+    "dataset",
+    "variant",
+    "variant_params",
+    "mode",
+    "batch_size",
+    "device",
+    "status",
+    "error",
+    "accuracy",
+    "params",
+    "nonzero_params",
+    "sparsity",
+    "dense_bytes",
+    "nonzero_bytes",
+    "flops_per_sample",
+    "bytes_per_sample",
+    "latency_s_per_batch",
+    "throughput_samples_per_s",
+    "measured_source",
+    "n",
+    "energy_j_per_sample_mean",
+    "energy_j_per_sample_std",
+    "energy_j_per_sample_ci95_low",
+    "energy_j_per_sample_ci95_high",
+    "dynamic_energy_j_per_sample_mean",
+    "estimate_profile",
+    # estimates per accounting; the `nonzero-params` proxy is the nonzero_params count
+    *[estimate_prefix(acc) + part for acc in (DENSE_HW, SPARSE_IDEAL) for part in ESTIMATE_PARTS],
+    "estimate_error_pct",
+    # one measured window (mean over repetitions) and its counts, for `calibrate --from`
+    "iterations",
+    "duration_s",
+    "energy_j",
+    "energy_source",
+    "estimated_energy_j",
+    "flops",
+    *[f"flops_{dtype}" for dtype in FLOP_DTYPES],
+    "bytes",
+    "comm_bytes",
+    "comm_bytes_host_to_device",
+    "comm_bytes_interconnect",
+    "co2_g_per_1000_samples",
+    "carbon_intensity_g_per_kwh",
+    "pue",
+    "peer_energy_j_per_sample",
+    "started_utc",
+    "finished_utc",
+    "world_size",  # ddp-training: ranks over all nodes (empty for single-process cases)
+]

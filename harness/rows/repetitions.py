@@ -1,0 +1,104 @@
+"""Repetitions of each case, read back from measurements.csv (for the report and compare).
+
+Energy per sample of one repetition = the sum of `energy_j` over the `in_total` rows of
+`measurements.csv` for that case and repetition, divided by the samples it processed.
+`samples` is taken once per (node, rank) and summed over ranks, so a distributed
+repetition divides the energy of every rank by the samples of every rank. A repetition
+with any `in_total` row that is invalid (`valid` false) or has no energy or no samples is
+unusable: it is left out and counted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import EnergyHarnessError
+from harness.rows.csvfile import parse_bool, parse_float, read_rows
+
+DomainKey = tuple[str, str, str]  # (probe, domain, source)
+
+
+@dataclass
+class CaseRepetitions:
+    """The usable repetitions of one case, read from measurements.csv.
+
+    `energy_j_per_sample`: total (in_total) energy per sample of each usable repetition, J.
+    `domain_energy_j_per_sample`: per usable repetition, (probe, domain, source) -> J/sample.
+    `unusable`: repetition labels left out (an invalid row, no energy or no samples).
+    """
+
+    case_id: str
+    repetitions: list[str] = field(default_factory=list)
+    energy_j_per_sample: list[float] = field(default_factory=list)
+    domain_energy_j_per_sample: list[dict[DomainKey, float]] = field(default_factory=list)
+    unusable: list[str] = field(default_factory=list)
+
+
+def _repetition_sort_key(label: str) -> tuple[int, float, str]:
+    number = parse_float(label)
+    return (0, number, label) if math.isfinite(number) else (1, 0.0, label)
+
+
+def case_repetitions(measurement_rows: list[dict[str, str]]) -> dict[str, CaseRepetitions]:
+    """Group measurements.csv rows into per-case, per-repetition energy per sample (J)."""
+    grouped: dict[str, dict[str, list[dict[str, str]]]] = {}
+    for row in measurement_rows:
+        case_id = row.get("case_id") or ""
+        grouped.setdefault(case_id, {}).setdefault(row.get("repetition") or "", []).append(row)
+    result: dict[str, CaseRepetitions] = {}
+    for case_id, reps in grouped.items():
+        case = CaseRepetitions(case_id)
+        for label in sorted(reps, key=_repetition_sort_key):
+            total_rows = [r for r in reps[label] if parse_bool(r.get("in_total"), False)]
+            samples_by_rank: dict[tuple[str, str], float] = {}
+            for r in total_rows:
+                rank = (r.get("node") or "", r.get("rank") or "")
+                samples = parse_float(r.get("samples"))
+                if math.isfinite(samples):
+                    samples_by_rank[rank] = max(samples_by_rank.get(rank, 0.0), samples)
+            samples_total = sum(samples_by_rank.values())
+            energies = [parse_float(r.get("energy_j")) for r in total_rows]
+            usable = (
+                bool(total_rows)
+                and all(parse_bool(r.get("valid"), True) for r in total_rows)
+                and all(math.isfinite(e) for e in energies)
+                and samples_total > 0
+            )
+            if not usable:
+                case.unusable.append(label)
+                continue
+            domains: dict[DomainKey, float] = {}
+            for r, energy_j in zip(total_rows, energies, strict=True):
+                key = (r.get("probe") or "", r.get("domain") or "", r.get("source") or "")
+                domains[key] = domains.get(key, 0.0) + energy_j / samples_total
+            case.repetitions.append(label)
+            case.energy_j_per_sample.append(sum(energies) / samples_total)
+            case.domain_energy_j_per_sample.append(domains)
+        result[case_id] = case
+    return result
+
+
+def load_run_repetitions(run_dir: Path) -> tuple[dict[str, CaseRepetitions], set[str]]:
+    """Per-case repetitions from a run's measurements.csv, and every case_id the run names.
+
+    Raises EnergyHarnessError when the directory or its measurements.csv is missing.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise EnergyHarnessError(
+            f"run directory {run_dir} does not exist; give a directory written by "
+            "`energy-harness run` (e.g. results/<run-id>)"
+        )
+    measurements = run_dir / "measurements.csv"
+    if not measurements.is_file():
+        raise EnergyHarnessError(
+            f"{measurements} is missing: {run_dir} is not a finished or started run "
+            "directory (`energy-harness run` writes it)"
+        )
+    reps = case_repetitions(read_rows(measurements))
+    case_ids = set(reps) | {r.get("case_id") or "" for r in read_rows(run_dir / "cases.csv")}
+    case_ids.discard("")
+    reps.pop("", None)
+    return reps, case_ids

@@ -1,0 +1,98 @@
+"""The statistics of repetitions, in one place: summary, confidence intervals, tests.
+
+Used by the case rows (cases.csv), the report and `compare` alike. Intervals are 95 %
+two-sided. A summary of fewer than two finite values has no spread and no interval
+(NaN fields), and says so through `n`.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import warnings
+from dataclasses import dataclass
+
+ALPHA = 0.05
+CI_METHOD = "Student t on the mean"
+RATIO_CI_METHOD = "delta method on log(B/A), Welch-Satterthwaite df"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Mean, std (n-1) and a two-sided 95% confidence interval of the mean."""
+
+    n: int
+    mean: float
+    std: float
+    ci95_low: float
+    ci95_high: float
+
+
+def finite_values(values: list[float | None]) -> list[float]:
+    """The finite values, in order (None and NaN left out)."""
+    return [v for v in values if v is not None and math.isfinite(v)]
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; NaN for n < 2)."""
+    n = len(values)
+    if n == 0:
+        return math.nan, math.nan
+    mean = statistics.fmean(values)
+    if n < 2:
+        return mean, math.nan
+    return mean, statistics.stdev(values)
+
+
+def summarize(values: list[float | None]) -> Summary:
+    """Summary of the finite values; NaN fields where there are too few of them."""
+    finite = finite_values(values)
+    n = len(finite)
+    mean, std = mean_std(finite)
+    if n < 2:
+        return Summary(n, mean, math.nan, math.nan, math.nan)
+    from scipy.stats import t
+
+    half = float(t.ppf(0.975, n - 1)) * std / math.sqrt(n)
+    return Summary(n, mean, std, mean - half, mean + half)
+
+
+def ratio_ci95_log_delta(a: list[float], b: list[float]) -> tuple[float, float] | None:
+    """95% CI of mean(b)/mean(a) by the delta method on the log ratio (None if n < 2).
+
+    var(log R) ~= s_a^2/(n_a m_a^2) + s_b^2/(n_b m_b^2), with a Student t quantile at
+    Welch-Satterthwaite degrees of freedom, then exponentiated (so the interval is never
+    negative and is symmetric in log space).
+    """
+    from scipy import stats
+
+    n_a, n_b = len(a), len(b)
+    if n_a < 2 or n_b < 2:
+        return None
+    m_a, s_a = mean_std(a)
+    m_b, s_b = mean_std(b)
+    if m_a <= 0 or m_b <= 0:
+        return None
+    v_a = s_a**2 / (n_a * m_a**2)  # relative variance of each mean
+    v_b = s_b**2 / (n_b * m_b**2)
+    ratio = m_b / m_a
+    se = math.sqrt(v_a + v_b)
+    if se == 0:
+        return ratio, ratio
+    df = (v_a + v_b) ** 2 / (v_a**2 / (n_a - 1) + v_b**2 / (n_b - 1))
+    half = float(stats.t.ppf(0.975, df)) * se
+    return ratio * math.exp(-half), ratio * math.exp(half)
+
+
+def welch_p_value(a: list[float], b: list[float]) -> float | None:
+    """Two-sided Welch's t-test p-value (None with n < 2 on a side or no variance at all)."""
+    from scipy import stats
+
+    if len(a) < 2 or len(b) < 2:
+        return None
+    if mean_std(a)[1] == 0 and mean_std(b)[1] == 0:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    return p if math.isfinite(p) else None

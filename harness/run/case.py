@@ -1,0 +1,171 @@
+"""Measure one single-process case: prepare (cached), warm up, repeat windows, estimate.
+
+Each repetition's rows (one per domain) are appended to measurements.csv as soon as the
+window ends; the case row is returned for cases.csv. `ddp-training` cases go to
+`harness.run.ddp.case`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.estimate.auto import auto_profile
+from harness.estimate.model import ModelEstimate, estimate_model
+from harness.measure.clock import utc_now_iso
+from harness.measure.meter import EnergyMeter
+from harness.prepare.cache import ModelCache
+from harness.prepare.pipeline import PreparedModel, prepare_model
+from harness.rows.carbon import CarbonSettings
+from harness.rows.cases import CaseFigures, case_figures, measured_case_row
+from harness.rows.csvfile import CsvAppender
+from harness.rows.measurements import measurement_rows, repetition_total, window_record
+from harness.run.peer import CodecarbonPeer
+from harness.spec.case import Case
+from harness.spec.catalog import DatasetSplits, load_dataset
+from harness.spec.suite import Suite
+from harness.spec.train_config import TrainConfig
+from harness.spec.variants import VARIANTS, check_trainable
+from harness.workloads.batches import make_batch
+from harness.workloads.steps import inference_step, training_step
+from harness.workloads.windows import calibrate_iterations, measure_workload
+
+
+@dataclass
+class CaseContext:
+    """What every case of a run shares."""
+
+    run_id: str
+    suite: Suite
+    meter: EnergyMeter
+    measurements: CsvAppender
+    carbon: CarbonSettings
+    cache: ModelCache | None
+    peer: str | None = None
+    log: Callable[[str], None] = lambda message: None
+    datasets: dict[tuple[str, str], DatasetSplits] = field(default_factory=dict)
+
+    def dataset(self, case: Case) -> DatasetSplits:
+        """The case's dataset, loaded once per run."""
+        key = (case.dataset, case.model)
+        if key not in self.datasets:
+            s = self.suite.settings
+            self.datasets[key] = load_dataset(
+                case.dataset,
+                data_root=s.data_root,
+                download=s.download,
+                model=case.model,
+                seed=s.seed,
+            )
+        return self.datasets[key]
+
+    @property
+    def min_window_s(self) -> float:
+        """The suite's minimum window, at least the counters' update period."""
+        return max(self.suite.settings.min_window_s, self.meter.min_window_s)
+
+
+def variant_params(case: Case, suite: Suite) -> dict[str, Any]:
+    """The case's variant parameters, with the suite's fine-tuning epochs as default."""
+    params = dict(case.variant_params)
+    defaults = VARIANTS[case.variant].defaults
+    if "fine_tune_epochs" in defaults and "fine_tune_epochs" not in params:
+        params["fine_tune_epochs"] = suite.settings.finetune_epochs
+    return params
+
+
+def prepare_case(
+    ctx: CaseContext, case: Case, data: DatasetSplits, cache: ModelCache | None = None
+) -> PreparedModel:
+    """The case's model through the five-step pipeline (in `cache`, else the run's cache)."""
+    s = ctx.suite.settings
+    return prepare_model(
+        case.model,
+        data,
+        case.variant,
+        variant_params(case, ctx.suite),
+        seed=s.seed,
+        train_config=TrainConfig(epochs=s.train_epochs),
+        device=case.device,
+        cache=cache or ctx.cache,
+        log=ctx.log,
+    )
+
+
+def estimate_case(
+    ctx: CaseContext, case: Case, prepared: PreparedModel, inputs: Any, fig: CaseFigures
+) -> ModelEstimate:
+    """The analytic estimate of one step, with the measured step time for the static part."""
+    profile = ctx.suite.settings.estimate_profile
+    return estimate_model(
+        prepared.model,
+        inputs,
+        auto_profile(case.device) if profile == "auto" else profile,
+        mode="inference" if case.mode == "inference" else "training",
+        duration_s=fig.latency_s,
+        world_size=fig.world_size,
+    )
+
+
+def case_row(
+    ctx: CaseContext,
+    case: Case,
+    prepared: PreparedModel,
+    inputs: Any,
+    fig: CaseFigures,
+    started: str,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The cases.csv row of a measured case (single-process or distributed)."""
+    return measured_case_row(
+        ctx.run_id,
+        case,
+        prepared,
+        estimate_case(ctx, case, prepared, inputs, fig),
+        fig,
+        ctx.carbon,
+        idle_baseline=bool(ctx.meter.idle_power_w),
+        started=started,
+        extra=extra,
+    )
+
+
+def run_case(ctx: CaseContext, case: Case) -> dict[str, Any]:
+    """Measure one single-process case and return its cases.csv row. Raises on failure."""
+    s = ctx.suite.settings
+    started = utc_now_iso()
+    data = ctx.dataset(case)
+    prepared = prepare_case(ctx, case, data)
+    split = "train" if case.mode == "training" else "test"
+    inputs, labels = make_batch(
+        case.batch_size,
+        data=data,
+        split=split,
+        device=prepared.device,
+        input_dtype=prepared.input_dtype,
+        seed=s.seed,
+    )
+    if case.mode == "training":
+        check_trainable(prepared.variant)
+        step = training_step(prepared.model, inputs, labels, variant=case.variant)
+    else:
+        step = inference_step(prepared.model, inputs)
+    iterations = calibrate_iterations(step, ctx.min_window_s, warmup_iterations=s.warmup_iterations)
+    totals = []
+    peer = CodecarbonPeer(ctx.carbon.country) if ctx.peer == "codecarbon" else None
+    with peer or contextlib.nullcontext():
+        for rep in range(s.repetitions):
+            run = measure_workload(
+                ctx.meter, f"{case.case_id}#{rep}", step, iterations, min_window_s=ctx.min_window_s
+            )
+            iterations = run.iterations  # a window that ended too soon was extended
+            record = window_record(run.measurement, run.iterations, run.samples)
+            ctx.measurements.append_many(measurement_rows(ctx.run_id, case, rep, [record]))
+            totals.append(repetition_total([record]))
+    peer_j = None
+    if peer is not None and peer.energy_j is not None:
+        peer_j = peer.energy_j / (totals[-1].samples * s.repetitions)
+    fig = case_figures(totals, case.batch_size)
+    return case_row(ctx, case, prepared, inputs, fig, started, {"peer_energy_j_per_sample": peer_j})

@@ -1,0 +1,43 @@
+"""One measured configuration of a suite: model x variant x mode x batch size x device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from harness.spec.variants import variant_label
+
+
+@dataclass(frozen=True)
+class Case:
+    """One measured configuration. `case_id` is stable across runs (used by resume/compare)."""
+
+    model: str
+    dataset: str
+    variant: str
+    variant_params: tuple[tuple[str, Any], ...]
+    mode: str
+    batch_size: int
+    device: str
+    model_options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def variant_label(self) -> str:
+        """`magnitude[sparsity=0.9]`: the variant with the parameters the suite gave it."""
+        return variant_label(self.variant, self.variant_params)
+
+    @property
+    def case_id(self) -> str:
+        return f"{self.model}/{self.variant_label}/{self.mode}/bs{self.batch_size}/{self.device}"
+
+    def columns(self, run_id: str) -> dict[str, Any]:
+        """The columns that name this case, in measurements.csv and cases.csv alike."""
+        return {
+            "run_id": run_id,
+            "case_id": self.case_id,
+            "model": self.model,
+            "variant": self.variant_label,
+            "mode": self.mode,
+            "batch_size": self.batch_size,
+            "device": self.device,
+        }

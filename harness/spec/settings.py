@@ -1,0 +1,147 @@
+"""The [suite] and [carbon] tables of a suite file, as typed, validated, frozen settings.
+
+Validation names the file, the key and the allowed values. Keys under [[models]]
+(dataset, batch_sizes, modes, devices) override the [suite] ones per model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from typing import Any
+
+from harness.errors import EnergyHarnessError
+
+MODES = ("inference", "training", "ddp-training")
+
+
+@dataclass(frozen=True)
+class SuiteSettings:
+    """Run settings of a suite (the [suite] table), with their defaults."""
+
+    name: str = "unnamed"
+    description: str = ""
+    dataset: str = "digits"
+    data_root: str | None = None
+    download: bool = False
+    repetitions: int = 5  # measured windows per case
+    warmup_iterations: int = 5
+    min_window_s: float = 0.5  # each window lasts at least this (and the counters' period)
+    idle_baseline_s: float = 3.0  # idle power per domain first; 0 = none
+    probes: tuple[str, ...] = ()
+    timeline_hz: float = 10.0  # power_timeline.csv sampling; 0 = off
+    seed: int = 0
+    train_epochs: int = 4
+    finetune_epochs: int = 2
+    batch_sizes: tuple[int, ...] = (64,)
+    modes: tuple[str, ...] = ("inference",)
+    devices: tuple[str, ...] = ("cpu",)
+    estimate_profile: str = "auto"
+    peer: str | None = None
+    nproc_per_node: int = 2  # ddp-training: ranks per node
+    nnodes: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (tuples as lists), for run records."""
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
+
+
+@dataclass(frozen=True)
+class CarbonSpec:
+    """The [carbon] table: where the grid is, or its intensity, and the PUE."""
+
+    country: str | None = None
+    region: str | None = None
+    intensity_g_per_kwh: float | None = None
+    pue: float | None = None
+
+
+_DEFAULTS = SuiteSettings()
+SETTING_KEYS = tuple(f.name for f in fields(SuiteSettings))
+CARBON_KEYS = {"country": str, "region": str, "intensity_g_per_kwh": float, "pue": float}
+_POSITIVE = ("repetitions", "min_window_s", "batch_sizes", "nproc_per_node", "nnodes")
+_NOT_NEGATIVE = (
+    "warmup_iterations",
+    "idle_baseline_s",
+    "timeline_hz",
+    "train_epochs",
+    "finetune_epochs",
+)
+
+
+def fail(source: str, key: str, problem: str) -> EnergyHarnessError:
+    """The error for one key of a suite file: `file: key: problem`."""
+    return EnergyHarnessError(f"{source}: {key}: {problem}")
+
+
+def unknown_keys(source: str, where: str, keys: set[str], allowed: set[str]) -> None:
+    """Raise for the first key not in `allowed`, listing the allowed ones."""
+    unknown = sorted(keys - allowed)
+    if unknown:
+        raise fail(
+            source,
+            f"{where}.{unknown[0]}",
+            f"unknown key; allowed keys: {', '.join(sorted(allowed))}",
+        )
+
+
+def _check_type(source: str, key: str, value: Any, default: Any) -> Any:
+    if default is None or isinstance(default, str):
+        if value is not None and not isinstance(value, str):
+            raise fail(source, key, f"expected a string, got {value!r}")
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise fail(source, key, f"expected true or false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise fail(source, key, f"expected an integer, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise fail(source, key, f"expected a number, got {value!r}")
+        return float(value)
+    if isinstance(default, tuple):
+        if not isinstance(value, list):
+            raise fail(source, key, f"expected a list, got {value!r}")
+        return tuple(value)
+    return value
+
+
+def check_settings(source: str, raw: dict[str, Any]) -> SuiteSettings:
+    """The [suite] table as SuiteSettings; raises naming the first bad key."""
+    unknown_keys(source, "suite", set(raw), set(SETTING_KEYS))
+    values = {
+        key: _check_type(source, f"suite.{key}", value, getattr(_DEFAULTS, key))
+        for key, value in raw.items()
+    }
+    settings = dataclasses.replace(_DEFAULTS, **values)
+    for key in _POSITIVE:
+        value = getattr(settings, key)
+        items = value if isinstance(value, tuple) else (value,)
+        if any(not isinstance(v, (int, float)) or v <= 0 for v in items):
+            shown = list(value) if isinstance(value, tuple) else value
+            raise fail(source, f"suite.{key}", f"must be positive, got {shown!r}")
+    for key in _NOT_NEGATIVE:
+        if getattr(settings, key) < 0:
+            raise fail(source, f"suite.{key}", f"must be >= 0, got {getattr(settings, key)!r}")
+    if settings.peer not in (None, "codecarbon"):
+        raise fail(source, "suite.peer", f"allowed: codecarbon, got {settings.peer!r}")
+    return settings
+
+
+def check_carbon(source: str, raw: dict[str, Any]) -> CarbonSpec:
+    """The [carbon] table as a CarbonSpec; raises naming the bad key."""
+    unknown_keys(source, "carbon", set(raw), set(CARBON_KEYS))
+    out = {}
+    for key, value in raw.items():
+        expected = CARBON_KEYS[key]
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, expected):
+            raise fail(source, f"carbon.{key}", f"expected a {expected.__name__}, got {value!r}")
+        out[key] = value
+    return CarbonSpec(**out)

@@ -1,0 +1,160 @@
+"""compare_runs: per-repetition energy per sample, ratio B/A with CI, Welch's test."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from harness.commands.report import register
+from harness.errors import EnergyHarnessError
+from harness.report.compare import BOTH, ONLY_A, ONLY_B, compare_cases, compare_runs
+from harness.rows.columns import CASE_COLUMNS, MEASUREMENT_COLUMNS
+from harness.rows.csvfile import CsvAppender
+from harness.rows.repetitions import case_repetitions
+
+
+def write_run(
+    run_dir: Path,
+    cases: dict[str, list[float]],
+    samples: int = 100,
+    extra_rows: list[dict] | None = None,
+) -> Path:
+    """A run whose case `c` repetition `i` uses cases[c][i] J/sample (package 70%, dram 30%)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    measurements = CsvAppender(run_dir / "measurements.csv", MEASUREMENT_COLUMNS)
+    case_file = CsvAppender(run_dir / "cases.csv", CASE_COLUMNS)
+    for case_id, per_sample in cases.items():
+        for rep, value in enumerate(per_sample):
+            for domain, share in (("cpu:package-0", 0.7), ("cpu:dram-0", 0.3)):
+                measurements.append(
+                    {
+                        "run_id": run_dir.name,
+                        "case_id": case_id,
+                        "repetition": rep,
+                        "probe": "rapl",
+                        "domain": domain,
+                        "source": "counter",
+                        "in_total": True,
+                        "samples": samples,
+                        "energy_j": value * share * samples,
+                        "valid": True,
+                    }
+                )
+        case_file.append({"run_id": run_dir.name, "case_id": case_id, "status": "ok"})
+    measurements.append_many(extra_rows or [])
+    measurements.close()
+    case_file.close()
+    return run_dir
+
+
+def noisy(mean: float, n: int = 5) -> list[float]:
+    """Values around `mean` with a fixed, small spread (+-2%)."""
+    offsets = [-0.02, 0.01, 0.0, -0.01, 0.02, 0.005, -0.005][:n]
+    return [mean * (1 + o) for o in offsets]
+
+
+def test_per_repetition_energy_sums_in_total_rows_and_drops_invalid_repetitions(tmp_path):
+    row = {"case_id": "c", "probe": "rapl", "source": "counter", "samples": 50, "valid": True}
+    rows = [
+        # repetition 0: 30 J + 20 J in total over 50 samples; a peer row that is not in total
+        {**row, "repetition": 0, "domain": "cpu:package-0", "in_total": True, "energy_j": 30.0},
+        {**row, "repetition": 0, "domain": "cpu:dram-0", "in_total": True, "energy_j": 20.0},
+        {**row, "repetition": 0, "domain": "cpu:core-0", "in_total": False, "energy_j": 999.0},
+        # repetition 1: the package counter was invalid -> the whole repetition is unusable
+        {**row, "repetition": 1, "domain": "cpu:package-0", "in_total": True, "valid": False},
+        {**row, "repetition": 1, "domain": "cpu:dram-0", "in_total": True, "energy_j": 20.0},
+        # repetition 2: 60 J + 15 J over 50 samples
+        {**row, "repetition": 2, "domain": "cpu:package-0", "in_total": True, "energy_j": 60.0},
+        {**row, "repetition": 2, "domain": "cpu:dram-0", "in_total": True, "energy_j": 15.0},
+    ]
+    run = write_run(tmp_path / "r", {}, extra_rows=rows)
+    from harness.rows.csvfile import read_rows
+
+    reps = case_repetitions(read_rows(run / "measurements.csv"))["c"]
+    assert reps.energy_j_per_sample == pytest.approx([1.0, 1.5])
+    assert reps.repetitions == ["0", "2"]
+    assert reps.unusable == ["1"]
+    assert reps.domain_energy_j_per_sample[1][("rapl", "cpu:package-0", "counter")] == 1.2
+
+
+def test_ratio_equals_hand_computed_and_clear_change_is_significant(tmp_path):
+    a = write_run(tmp_path / "a", {"lenet": noisy(1.0), "same": noisy(3.0)})
+    b = write_run(tmp_path / "b", {"lenet": noisy(2.0), "same": noisy(3.0)})
+    result = {r.case_id: r for r in compare_runs(a, b)}
+
+    lenet = result["lenet"]
+    assert lenet.presence == BOTH
+    assert (lenet.n_a, lenet.n_b) == (5, 5)
+    assert lenet.mean_a_j_per_sample == pytest.approx(1.0)
+    assert lenet.ratio_b_over_a == pytest.approx(2.0)
+    assert lenet.ratio_ci95_low < 2.0 < lenet.ratio_ci95_high
+    assert lenet.ratio_ci95_high - lenet.ratio_ci95_low < 0.2
+    assert lenet.p_value < 1e-6 and lenet.significant
+
+    same = result["same"]
+    assert same.ratio_b_over_a == pytest.approx(1.0)
+    assert same.p_value == pytest.approx(1.0)
+    assert not same.significant
+
+
+def test_ci_is_delta_method_on_log_ratio_with_welch_df():
+    # a: mean 2, s^2 = 2; b: mean 4, s^2 = 8 -> var(log R) = 2/(2*4) + 8/(2*16) = 0.5,
+    # Welch-Satterthwaite df = 0.5^2 / (0.25^2 + 0.25^2) = 2, t(0.975, 2) = 4.302653
+    r = compare_cases([1.0, 3.0], [2.0, 6.0], "x")
+    half = 4.302653 * math.sqrt(0.5)
+    assert r.ratio_b_over_a == pytest.approx(2.0)
+    assert r.ratio_ci95_low == pytest.approx(2.0 * math.exp(-half), rel=1e-5)
+    assert r.ratio_ci95_high == pytest.approx(2.0 * math.exp(half), rel=1e-5)
+
+
+def test_cases_only_in_one_run_and_n1_are_reported(tmp_path):
+    a = write_run(tmp_path / "a", {"both": [1.0], "gone": noisy(1.0)})
+    b = write_run(tmp_path / "b", {"both": noisy(1.5), "new": noisy(2.0)})
+    result = {r.case_id: r for r in compare_runs(a, b)}
+    assert result["gone"].presence == ONLY_A and result["gone"].n_a == 5
+    assert result["new"].presence == ONLY_B and result["new"].mean_b_j_per_sample == 2.0
+    assert [r.case_id for r in compare_runs(a, b)] == ["both", "gone", "new"]
+    both = result["both"]
+    assert both.ratio_b_over_a == pytest.approx(1.5)
+    assert both.ratio_ci95_low is None and both.p_value is None and not both.significant
+    assert "n=1 in A" in both.note
+
+
+def test_missing_run_dir_or_measurements_is_a_clear_error(tmp_path):
+    run = write_run(tmp_path / "a", {"c": [1.0, 1.1]})
+    with pytest.raises(EnergyHarnessError, match="does not exist"):
+        compare_runs(run, tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EnergyHarnessError, match="measurements.csv is missing"):
+        compare_runs(tmp_path / "empty", run)
+
+
+def cli_app() -> typer.Typer:
+    """Only our commands: importing harness.cli would also load torch (slow)."""
+    app = typer.Typer()
+    register(app)
+    return app
+
+
+def test_compare_command_marks_significant_cases(tmp_path):
+    app = cli_app()
+    a = write_run(tmp_path / "a", {"lenet": noisy(1.0), "same": noisy(3.0)})
+    b = write_run(tmp_path / "b", {"lenet": noisy(2.0), "same": noisy(3.0)})
+    runner = CliRunner()
+    result = runner.invoke(app, ["compare", str(a), str(b), "--json"])
+    assert result.exit_code == 0, result.output
+    data = {d["case_id"]: d for d in json.loads(result.stdout)}
+    assert data["lenet"]["significant"] and not data["same"]["significant"]
+
+    table = runner.invoke(app, ["compare", str(a), str(b)], env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    lines = {line.split()[1]: line for line in table.stdout.splitlines() if "│" in line[:2]}
+    assert "*" in lines["lenet"] and "*" not in lines["same"]
+
+    missing = runner.invoke(app, ["compare", str(a), str(tmp_path / "nope")])
+    assert missing.exit_code == 2

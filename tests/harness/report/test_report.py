@@ -1,0 +1,263 @@
+"""write_report: a self-contained HTML report of a synthetic run directory."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from harness.commands.report import register
+from harness.errors import EnergyHarnessError
+from harness.report.page import write_report
+from harness.report.plots import domain_means, plot_domains
+from harness.report.views import build_cases, pareto_front
+from harness.rows.columns import CASE_COLUMNS, MEASUREMENT_COLUMNS
+from harness.rows.csvfile import CsvAppender, read_rows
+
+EVIL = "<script>alert(1)</script>"
+PNG_RE = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+
+# (model, variant, mode, accuracy, J/sample, source) -> cases #1..#7, all status ok
+CASES = [
+    ("lenet5", "dense", "inference", 0.990, 2.0e-3, "counter"),
+    ("lenet5", "magnitude-90", "inference", 0.970, 1.9e-3, "counter"),  # dominated by #3
+    ("lenet5", "int8", "inference", 0.985, 1.0e-3, "counter"),
+    ("lenet5", "structured", "inference", 0.950, 0.8e-3, "counter"),
+    ("lenet5", "dense", "training", 0.990, 6.0e-3, "counter"),
+    ("lenet5", "magnitude-50", "training", 0.980, 7.0e-3, "counter"),  # dominated by #5
+    ("lenet5", "int8", "training", 0.970, 5.0e-3, "model"),
+]
+SAMPLES = 64
+
+
+def domain_rows(case_id: str, per_sample: float, source: str, rep: int) -> list[dict]:
+    """In-total rows whose energies add up to per_sample x SAMPLES, plus a non-total row."""
+    base = {"run_id": "run1", "case_id": case_id, "repetition": rep, "samples": SAMPLES}
+    base |= {"in_total": True, "valid": True, "duration_s": 1.0}
+    if source == "model":
+        parts = [("model", "cpu:model", 0.8), ("model", "ram:model", 0.2)]
+    else:
+        parts = [("rapl", "cpu:package-0", 0.7), ("rapl", "cpu:dram-0", 0.3)]
+    rows = [
+        {**base, "probe": p, "domain": d, "source": source, "energy_j": per_sample * s * SAMPLES}
+        for p, d, s in parts
+    ]
+    rows.append({**base, "probe": "rapl", "domain": "cpu:core-0", "in_total": False})
+    rows[-1] |= {"source": "counter", "energy_j": 1e6}  # a child zone: never added
+    return rows
+
+
+def make_run(run_dir: Path, *, timeline: bool = True, environment: bool = True) -> Path:
+    run_dir.mkdir(parents=True)
+    measurements = CsvAppender(run_dir / "measurements.csv", MEASUREMENT_COLUMNS)
+    cases = CsvAppender(run_dir / "cases.csv", CASE_COLUMNS)
+    for i, (model, variant, mode, acc, per_sample, source) in enumerate(CASES, start=1):
+        case_id = f"c{i}"
+        meta = {"model": model, "variant": variant, "mode": mode, "batch_size": SAMPLES}
+        for rep, factor in enumerate((0.99, 1.01)):
+            for row in domain_rows(case_id, per_sample * factor, source, rep):
+                measurements.append({**row, **meta, "device": "cpu"})
+        row = {
+            "run_id": "run1",
+            "case_id": case_id,
+            **meta,
+            "device": "cpu",
+            "status": "ok",
+            "accuracy": acc,
+            "sparsity": 0.5,
+            "measured_source": source,
+            "n": 2,
+            "est_dense_hw_energy_j_per_sample": 1.5e-3,
+            "est_sparse_ideal_energy_j_per_sample": 0.5e-3,
+            "est_dense_hw_compute_j": 1.0e-3,
+            "est_dense_hw_storage_j": 0.4e-3,
+            "est_dense_hw_communication_j": 0.0,
+            "est_dense_hw_static_j": 0.1e-3,
+            "co2_g_per_1000_samples": per_sample * 1000 / 3.6e6 * 56,
+            "carbon_intensity_g_per_kwh": 56.0,
+            "pue": 1.0,
+        }
+        if i != 2:  # case #2: the mean comes from measurements.csv instead
+            row["energy_j_per_sample_mean"] = per_sample
+            row["energy_j_per_sample_ci95_low"] = per_sample * 0.9
+            row["energy_j_per_sample_ci95_high"] = per_sample * 1.1
+        cases.append(row)
+    cases.append(
+        {
+            "run_id": "run1",
+            "case_id": "c8",
+            "model": EVIL,
+            "variant": "dense",
+            "mode": "inference",
+            "status": "failed",
+            "error": "RuntimeError: CUDA out of memory <b>boom</b>",
+        }
+    )
+    measurements.close()
+    cases.close()
+    if timeline:
+        t = CsvAppender(
+            run_dir / "power_timeline.csv",
+            ["time_utc", "elapsed_s", "probe", "domain", "source", "power_w"],
+        )
+        for k in range(20):
+            t.append({"elapsed_s": k * 0.1, "probe": "rapl", "domain": "cpu:package-0"})
+            t.append({"elapsed_s": k * 0.1, "probe": "model", "domain": "cpu:model"})
+        t.close()
+        rows = read_rows(run_dir / "power_timeline.csv")
+        with (run_dir / "power_timeline.csv").open("w") as f:  # fill source and power
+            f.write("time_utc,elapsed_s,probe,domain,source,power_w\n")
+            for r in rows:
+                source = "model" if r["probe"] == "model" else "counter"
+                f.write(f",{r['elapsed_s']},{r['probe']},{r['domain']},{source},12.5\n")
+    if environment:
+        env = {
+            "hostname": EVIL,
+            "cpu": {"model": "Intel Xeon $x^2$ <i>"},
+            "gpus": [],
+            "probes": [
+                {"name": "rapl", "available": True, "source": "counter", "reason": ""},
+                {"name": "nvml", "available": False, "reason": "no NVIDIA driver <libnvidia>"},
+            ],
+            "carbon": {"country": "FRA", "intensity_g_per_kwh": 56.0, "pue": 1.0},
+        }
+        (run_dir / "environment.json").write_text(json.dumps(env))
+    return run_dir
+
+
+def pngs(text: str) -> list[bytes]:
+    return [base64.b64decode(m) for m in PNG_RE.findall(text)]
+
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory) -> tuple[Path, str]:
+    """One full run and its report, shared: drawing five plots takes a few seconds."""
+    run = make_run(tmp_path_factory.mktemp("report") / "run1")
+    path = write_report(run)
+    return path, path.read_text()
+
+
+def test_full_report_embeds_five_plots_and_escapes_every_user_string(full_report):
+    path, text = full_report
+    assert path == path.parent / "report.html" and path.parent.name == "run1"
+    images = pngs(text)
+    assert len(images) == 5
+    assert all(img.startswith(b"\x89PNG\r\n\x1a\n") and len(img) > 1000 for img in images)
+    assert "<script" not in text.lower()
+    assert text.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 2  # case table + environment
+    assert "<b>boom</b>" not in text and "&lt;b&gt;boom&lt;/b&gt;" in text
+    assert "&lt;libnvidia&gt;" in text and "no NVIDIA driver" in text
+    assert "could not be drawn" not in text
+    # Case #2's mean and CI come from its two repetitions (1.9 mJ x 0.99 and x 1.01)
+    assert "1.9 mJ ± 0.241 mJ" in text
+    assert "MODELLED" in text
+    assert "http://" not in text.replace("http://www.w3.org", "")  # self-contained
+
+
+def test_report_lists_the_hand_computed_pareto_fronts(full_report):
+    _, text = full_report
+    assert "Pareto front per mode: inference: #4, #3, #1; training: #7, #5" in text
+
+
+def test_pareto_front_keeps_exactly_the_undominated_points():
+    points = [
+        ("a", 1.0, 0.90),
+        ("b", 2.0, 0.95),
+        ("c", 2.0, 0.94),  # dominated by b (same energy, lower accuracy)
+        ("d", 3.0, 0.95),  # dominated by b (more energy, same accuracy)
+        ("e", 0.5, 0.80),
+        ("f", 0.7, 0.70),  # dominated by e
+        ("g", math.nan, 0.99),  # ignored
+        ("h", 4.0, 0.99),
+    ]
+    assert pareto_front(points) == ["e", "a", "b", "h"]
+    assert pareto_front([("x", 1.0, 0.5), ("y", 1.0, 0.5)]) == ["x", "y"]  # ties: both stay
+
+
+def test_domain_bars_use_repetition_means_and_hatch_modelled_domains(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    run = make_run(tmp_path / "run1", timeline=False, environment=False)
+    from harness.rows.repetitions import case_repetitions
+
+    m_rows = read_rows(run / "measurements.csv")
+    cases = build_cases(read_rows(run / "cases.csv"), m_rows, case_repetitions(m_rows))
+    means = domain_means(cases[0].repetitions)
+    assert means == {
+        ("rapl", "cpu:package-0", "counter"): pytest.approx(0.7 * 2.0e-3),
+        ("rapl", "cpu:dram-0", "counter"): pytest.approx(0.3 * 2.0e-3),
+    }
+    calls: list[dict] = []
+    original = Axes.bar
+
+    def spy(self, x, height, *args, **kwargs):
+        calls.append({"height": list(height), **kwargs})
+        return original(self, x, height, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "bar", spy)
+    assert plot_domains(cases) is not None
+    hatched = [c for c in calls if c.get("hatch")]
+    plain = [c for c in calls if not c.get("hatch")]
+    assert len(hatched) == 2  # cpu:model and ram:model, both modelled
+    # only case #7 (index 6 of the 7 finished cases) has modelled energy
+    assert all(h > 0 for h in hatched[0]["height"][6:]) and not any(hatched[0]["height"][:6])
+    assert all(c["height"][6] == 0 for c in plain)
+
+
+def test_minimal_run_without_optional_files_still_reports(tmp_path):
+    run = tmp_path / "bare"
+    run.mkdir()
+    measurements = CsvAppender(run / "measurements.csv", MEASUREMENT_COLUMNS)
+    measurements.append_many(domain_rows("only", 1e-3, "counter", 0))
+    measurements.close()
+    text = write_report(run).read_text()
+    assert len(pngs(text)) == 1  # energy by domain; nothing else can be drawn
+    assert "cases.csv is missing" in text
+    assert "environment.json is missing" in text
+    assert "No power_timeline.csv" in text
+    assert "n=1, no CI" in text
+
+
+def test_run_with_no_finished_case_gives_a_report_with_a_note(tmp_path):
+    run = tmp_path / "failed"
+    run.mkdir()
+    CsvAppender(run / "measurements.csv", MEASUREMENT_COLUMNS).close()
+    cases = CsvAppender(run / "cases.csv", CASE_COLUMNS)
+    cases.append({"case_id": "x", "model": EVIL, "status": "failed", "error": "probe error"})
+    cases.close()
+    (run / "environment.json").write_text("{not json")
+    text = write_report(run).read_text()
+    assert pngs(text) == []
+    assert "No case finished" in text
+    assert "probe error" in text
+    assert "environment.json could not be read" in text
+    assert "<script" not in text.lower()
+
+
+def test_missing_run_dir_or_measurements_raise_clear_errors(tmp_path):
+    with pytest.raises(EnergyHarnessError, match="does not exist"):
+        write_report(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EnergyHarnessError, match="measurements.csv is missing"):
+        write_report(tmp_path / "empty")
+
+
+def test_report_command_prints_the_path_last(tmp_path):
+    app = typer.Typer()
+    register(app)
+    run = tmp_path / "run1"
+    run.mkdir()
+    CsvAppender(run / "measurements.csv", MEASUREMENT_COLUMNS).close()
+    result = CliRunner().invoke(app, ["report", str(run)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().splitlines()[-1] == str(run / "report.html")
+    assert (run / "report.html").exists()
+    missing = CliRunner().invoke(app, ["report", str(tmp_path / "nope")])
+    assert missing.exit_code == 2
+    assert "does not exist" in missing.output

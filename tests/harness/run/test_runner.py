@@ -1,0 +1,307 @@
+"""The suite runner end to end, on a fake powercap tree advancing at a known power."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import FakePowercap, FakeZone, memory_dir
+
+from harness.rows.csvfile import read_rows
+from harness.rows.merge import merge_runs
+from harness.run.options import RunOptions, parse_shard, shard_cases
+from harness.run.runner import run_suite
+from harness.spec.suite import load_suite, parse_suite
+
+PACKAGE_W, DRAM_W = 20.0, 5.0
+
+SMALL = """
+[suite]
+repetitions = 2
+warmup_iterations = 1
+min_window_s = 0.2
+idle_baseline_s = 0.3
+timeline_hz = 20
+train_epochs = 2
+finetune_epochs = 1
+batch_sizes = [32]
+modes = ["inference"]
+
+[[models]]
+name = "lenet5"
+variants = ["dense", { name = "magnitude", sparsity = 0.9 }, "semi-structured-2:4", "int8-dynamic"]
+"""
+
+
+@pytest.fixture(scope="module")
+def powercap(tmp_path_factory):
+    zones = [
+        FakeZone("intel-rapl:0", "package-0", PACKAGE_W),
+        FakeZone("intel-rapl:0:0", "core", 15.0),
+        FakeZone("intel-rapl:0:1", "dram", DRAM_W),
+    ]
+    tree = FakePowercap(memory_dir(tmp_path_factory.mktemp("powercap")), zones).start()
+    yield tree
+    tree.stop()
+    shutil.rmtree(tree.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def options(powercap, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    return RunOptions(probes=["rapl"], powercap_root=powercap.root, cache_dir=cache)
+
+
+@pytest.fixture(scope="module")
+def default_run(options, tmp_path_factory):
+    """The default suite, with fewer repetitions and shorter windows to keep CI quick."""
+    suite = load_suite(None)
+    suite.settings = dataclasses.replace(
+        suite.settings, repetitions=2, min_window_s=0.25, idle_baseline_s=0.5
+    )
+    return run_suite(suite, options, out=tmp_path_factory.mktemp("runs") / "default")
+
+
+def test_default_suite_measures_power_times_time(default_run):
+    rows = read_rows(default_run / "measurements.csv")
+    assert rows, "no measurement rows"
+    totals: dict[tuple[str, str], float] = {}
+    durations: dict[tuple[str, str], float] = {}
+    for row in rows:
+        key = (row["case_id"], row["repetition"])
+        assert row["source"] == "counter" and row["valid"] == "true"
+        if row["in_total"] == "true":
+            totals[key] = totals.get(key, 0.0) + float(row["energy_j"])
+            durations[key] = float(row["duration_s"])
+    for key, energy_j in totals.items():
+        assert energy_j == pytest.approx((PACKAGE_W + DRAM_W) * durations[key], rel=0.02), key
+    domains = {(r["domain"], r["in_total"]) for r in rows}
+    assert ("cpu:core-0", "false") in domains  # core is inside package: never added
+
+
+def test_default_suite_case_table(default_run):
+    cases = {r["case_id"]: r for r in read_rows(default_run / "cases.csv")}
+    assert len(cases) == len(load_suite(None).cases)
+    int8_training = cases["lenet5/int8-dynamic/training/bs64/cpu"]
+    assert int8_training["status"] == "skipped" and "inference only" in int8_training["error"]
+    dense = cases["lenet5/dense/inference/bs64/cpu"]
+    assert dense["status"] == "ok" and float(dense["accuracy"]) > 0.9
+    assert dense["measured_source"] == "counter"
+    assert float(dense["energy_j_per_sample_ci95_low"]) <= float(dense["energy_j_per_sample_mean"])
+    assert float(dense["est_dense_hw_energy_j_per_sample"]) > 0
+    sparse = cases["lenet5/magnitude[sparsity=0.9]/inference/bs64/cpu"]
+    assert float(sparse["sparsity"]) == pytest.approx(0.9, abs=0.01)
+    assert float(sparse["est_sparse_ideal_energy_j_per_sample"]) < float(
+        sparse["est_dense_hw_energy_j_per_sample"]
+    )
+    env = json.loads((default_run / "environment.json").read_text())
+    assert env["carbon"]["intensity_g_per_kwh"] > 0
+    assert {p["name"] for p in env["probes"]} >= {"rapl", "model", "nvml"}
+    assert (default_run / "power_timeline.csv").is_file()
+
+
+def test_interrupted_run_resumes_without_repeating_cases(options, tmp_path):
+    suite = parse_suite(SMALL, "small.toml")
+    out = tmp_path / "run"
+    seen: list[str] = []
+
+    def stop_after_two(case, row):
+        seen.append(case.case_id)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(suite, options, out=out, on_case_done=stop_after_two)
+    kept = read_rows(out / "measurements.csv")
+    assert {r["case_id"] for r in kept} <= set(seen)
+
+    resumed: list[str] = []
+    run_suite(None, RunOptions(), resume=out, on_case_done=lambda c, r: resumed.append(c.case_id))
+    assert not set(resumed) & set(seen)
+    cases = read_rows(out / "cases.csv")
+    assert sorted(r["case_id"] for r in cases) == sorted(c.case_id for c in suite.cases)
+    rows = read_rows(out / "measurements.csv")
+    keys = [(r["case_id"], r["repetition"], r["domain"]) for r in rows]
+    assert len(keys) == len(set(keys))  # every row once
+    assert {r["case_id"] for r in rows} == {r["case_id"] for r in cases if r["status"] == "ok"}
+    statuses = {r["case_id"]: r["status"] for r in cases}
+    assert statuses["lenet5/semi-structured-2:4/inference/bs32/cpu"] == "skipped"
+
+
+def test_failing_case_is_recorded_and_the_suite_goes_on(options, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    text = SMALL.replace(
+        'name = "lenet5"',
+        'name = "user_models:broken"\nvariants = ["dense"]\n[[models]]\nname = "lenet5"',
+        1,
+    )
+    run_dir = run_suite(parse_suite(text, "s.toml"), options, out=tmp_path / "run")
+    cases = {r["case_id"]: r for r in read_rows(run_dir / "cases.csv")}
+    broken = cases["user_models:broken/dense/inference/bs32/cpu"]
+    assert broken["status"] == "failed" and "always fails" in broken["error"]
+    assert cases["lenet5/dense/inference/bs32/cpu"]["status"] == "ok"
+
+
+def test_shards_merge_into_the_unsharded_case_set(options, tmp_path):
+    suite = parse_suite(SMALL, "small.toml")
+    assert parse_shard("1/2") == (1, 2)
+    shards = [
+        run_suite(
+            suite, RunOptions(**{**options.__dict__, "shard": (i, 2)}), out=tmp_path / f"s{i}"
+        )
+        for i in range(2)
+    ]
+    assert [len(shard_cases(suite.cases, (i, 2))) for i in range(2)] == [2, 2]
+    merged = merge_runs(shards, tmp_path / "merged")
+    ids = sorted(r["case_id"] for r in read_rows(merged / "cases.csv"))
+    assert ids == sorted(c.case_id for c in suite.cases)
+    with pytest.raises(Exception, match="in both"):
+        merge_runs([shards[0], shards[0]], tmp_path / "twice")
+
+
+def test_run_command_prints_the_run_dir_last(powercap, options, tmp_path):
+    import subprocess
+
+    suite_file = tmp_path / "s.toml"
+    suite_file.write_text(SMALL.replace('"semi-structured-2:4", "int8-dynamic"', ""))
+    out = tmp_path / "cli-run"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            str(suite_file),
+            "--out",
+            str(out),
+            "--probe",
+            "rapl",
+            "--powercap-root",
+            str(powercap.root),
+            "--no-report",
+            "--country",
+            "FRA",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "ENERGY_HARNESS_CACHE": str(options.cache_dir)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == str(out)
+    case = read_rows(out / "cases.csv")[0]
+    assert float(case["carbon_intensity_g_per_kwh"]) == pytest.approx(56.039, rel=0.01)
+
+
+def test_codecarbon_peer_figure_is_recorded_beside_ours(options, tmp_path):
+    text = SMALL.replace(
+        'variants = ["dense", { name = "magnitude", sparsity = 0.9 }, "semi-structured-2:4", '
+        '"int8-dynamic"]',
+        'variants = ["dense"]',
+    )
+    suite = parse_suite(text, "peer.toml")
+    assert len(suite.cases) == 1
+    peer_options = RunOptions(**{**options.__dict__, "peer": "codecarbon"})
+    run_dir = run_suite(suite, peer_options, out=tmp_path / "peer")
+    (case,) = read_rows(run_dir / "cases.csv")
+    assert case["status"] == "ok", case["error"]
+    assert float(case["peer_energy_j_per_sample"]) > 0
+    assert case["measured_source"] == "counter"  # the peer never enters our figure
+    assert json.loads((run_dir / "environment.json").read_text())["peer"] == "codecarbon"
+
+
+def test_calibrate_from_a_finished_run_reports_leave_one_out_per_case(default_run, tmp_path):
+    import subprocess
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "calibrate",
+            "--from",
+            str(default_run),
+            "--json",
+            "--out",
+            str(tmp_path / "fitted.toml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    ok = [r["case_id"] for r in read_rows(default_run / "cases.csv") if r["status"] == "ok"]
+    assert sorted(c["case"] for c in report["cases"]) == sorted(ok)
+    assert report["energy_source"] == ["counter"]
+    assert (tmp_path / "fitted.toml").is_file()
+
+
+def test_sigterm_stops_the_cli_run_keeping_rows_and_resume_finishes(powercap, options, tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    suite_file = tmp_path / "s.toml"
+    suite_file.write_text(SMALL.replace("repetitions = 2", "repetitions = 3"))
+    out = tmp_path / "run"
+    base = [sys.executable, "-m", "harness", "run"]
+    flags = ["--probe", "rapl", "--powercap-root", str(powercap.root), "--no-report"]
+    env = {**os.environ, "ENERGY_HARNESS_CACHE": str(options.cache_dir)}
+    child = subprocess.Popen(
+        [*base, str(suite_file), "--out", str(out), *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 300
+    while not read_rows(out / "cases.csv") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    child.send_signal(signal.SIGTERM)
+    stdout, stderr = child.communicate(timeout=120)
+    assert child.returncode == 130, stderr
+    assert stdout.strip().splitlines()[-1] == str(out)
+    done = {r["case_id"] for r in read_rows(out / "cases.csv")}
+    assert 1 <= len(done) < 4
+    resumed = subprocess.run(
+        [*base, "--resume", str(out), "--no-report"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    cases = read_rows(out / "cases.csv")
+    assert len(cases) == len({r["case_id"] for r in cases}) == 4
+
+
+def test_cases_on_a_missing_gpu_are_skipped_with_the_reason(options, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the cases would run")
+    text = SMALL.replace('modes = ["inference"]', 'modes = ["inference"]\ndevices = ["cuda"]')
+    run_dir = run_suite(parse_suite(text, "gpu.toml"), options, out=tmp_path / "run")
+    cases = read_rows(run_dir / "cases.csv")
+    assert len(cases) == 4
+    assert all(c["status"] == "skipped" and "no CUDA GPU" in c["error"] for c in cases)
+    assert read_rows(run_dir / "measurements.csv") == []
+
+
+def test_bad_run_settings_fail_before_a_run_directory_is_made(options, tmp_path):
+    from harness.errors import EnergyHarnessError
+
+    suite = parse_suite(SMALL, "small.toml")
+    bad_carbon = RunOptions(**{**options.__dict__, "country": "XYZ"})
+    with pytest.raises(EnergyHarnessError, match="unknown country code 'XYZ'"):
+        run_suite(suite, bad_carbon, out=tmp_path / "a")
+    bad_probe = RunOptions(**{**options.__dict__, "probes": ["nope"]})
+    with pytest.raises(EnergyHarnessError, match="unknown probe 'nope'"):
+        run_suite(suite, bad_probe, out=tmp_path / "b")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -1,0 +1,74 @@
+"""Suite files: validation errors name the file, the key and the allowed values."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.errors import EnergyHarnessError
+from harness.spec.suite import load_suite, parse_suite
+
+GOOD = """
+[suite]
+repetitions = 2
+modes = ["inference", "training"]
+batch_sizes = [8, 16]
+
+[[models]]
+name = "lenet5"
+variants = ["dense", { name = "magnitude", sparsity = 0.9 }]
+"""
+
+
+def test_cases_are_the_product_of_models_variants_modes_and_batch_sizes():
+    suite = parse_suite(GOOD, "good.toml")
+    assert len(suite.cases) == 2 * 2 * 2
+    ids = {c.case_id for c in suite.cases}
+    assert "lenet5/magnitude[sparsity=0.9]/training/bs16/cpu" in ids
+    assert suite.settings.repetitions == 2 and suite.settings.idle_baseline_s == 3.0
+
+
+def test_bundled_suites_parse():
+    default = load_suite(None)
+    variants = {c.variant_label for c in default.cases}
+    assert {
+        "dense",
+        "int8-dynamic",
+        "magnitude[sparsity=0.5]",
+        "magnitude[sparsity=0.9]",
+    } <= variants
+    assert {c.mode for c in default.cases} == {"inference", "training"}
+    gpu = load_suite("gpu")
+    assert {c.model for c in gpu.cases} == {"resnet18", "mobilenet_v2", "transformer"}
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ('[[models]]\nname = "lenet6"', "models[0].name: unknown model 'lenet6'"),
+        ("[suite]\nrepetitions = -1\n[[models]]\nname = 'lenet5'", "suite.repetitions: must be"),
+        ("[suite]\nrepetition = 3\n[[models]]\nname = 'lenet5'", "suite.repetition: unknown key"),
+        ("[suite]\nmodes = ['serving']\n[[models]]\nname = 'lenet5'", "'serving' is not allowed"),
+        ("[[models]]\nname = 'lenet5'\nvariants = ['prune']", "unknown variant 'prune'"),
+        ("[carbon]\npue = 'high'\n[[models]]\nname = 'lenet5'", "carbon.pue: expected a float"),
+        ("[suite]\nname = 'x'", "models: the suite needs at least one"),
+        ("[suite\n", "not valid TOML"),
+    ],
+)
+def test_bad_suites_name_file_key_and_fix(text, expected):
+    with pytest.raises(EnergyHarnessError) as info:
+        parse_suite(text, "bad.toml")
+    message = str(info.value)
+    assert message.startswith("bad.toml: ")
+    assert expected in message
+
+
+def test_unknown_key_lists_the_allowed_ones():
+    with pytest.raises(EnergyHarnessError, match="allowed keys: .*repetitions"):
+        parse_suite("[suite]\nrepetition = 3\n[[models]]\nname = 'lenet5'", "s.toml")
+
+
+def test_missing_suite_file_is_a_clear_error(tmp_path):
+    with pytest.raises(EnergyHarnessError, match="cannot read suite file"):
+        load_suite(str(tmp_path / "none.toml"))
+    with pytest.raises(EnergyHarnessError, match="bundled suites: default, gpu"):
+        load_suite("nightly")
