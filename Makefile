@@ -31,8 +31,8 @@ format: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
-# GPU validation of the NVML path (issue 7): six checks, figures to results/validation/.
-# On the lent GPU machine (no .venv there) see benchmarks/gpu_check.sh.
+# GPU validation of the NVML path: six checks, figures to results/validation/.
+# On a GPU machine without the project's venv see benchmarks/gpu_check.sh.
 .PHONY: gpu-check
 gpu-check: $(STAMP)
 	$(BIN)/python -m benchmarks.gpu_check

@@ -1,21 +1,19 @@
 #!/usr/bin/env bash
-# benchmarks/gpu_check.py on the lent GPU machine (an H200 with Python 3.12, torch,
-# nvidia-ml-py, pandas, scikit-learn, scipy, rich, typer, matplotlib; no .venv, no network).
+# Run benchmarks.gpu_check on a GPU machine without the project's venv and without
+# network access (one with Python 3.12, torch, nvidia-ml-py, pandas, scikit-learn, scipy,
+# rich, typer and matplotlib installed, e.g. an H200 host).
 #
-# 1. Here, once (needs the network; three pure-Python wheels, about 1 MB):
+# 1. On a machine with network access, once (three pure-Python wheels, about 1 MB):
 #        bash benchmarks/gpu_check.sh prepare
 #    It downloads codecarbon (its bundled data: CO2 intensity, CPU TDP table) and
 #    torch-pruning (the structured variant) as wheels into .whl/ (ignored through
 #    .git/info/exclude, never committed), and builds the project's own wheel there, whose
-#    entry points register the probes. Their other requirements are on that machine;
+#    entry points register the probes. Their other requirements are on the GPU machine;
 #    codecarbon's own (arrow, pydantic, ...) are not needed: only its data files are read.
-# 2. Then one call of the device tool's `run`, exactly:
-#        command:   bash benchmarks/gpu_check.sh device
-#        carry:     [".whl"]
-#        timeout_s: 420
-#    (about 3 minutes of work on an H200; 420 s leaves room for one rerun in a
-#    15-minute lease; give the machine back after.) gpu_check.json, cases.csv and
-#    measurements.csv come back under the reply's files_at: copy gpu_check.json to
+# 2. Then, on the GPU machine, in a copy of the working tree that includes .whl/:
+#        bash benchmarks/gpu_check.sh device
+#    About 3 minutes of work on an H200; allow 420 s. With $OUT set, gpu_check.json,
+#    cases.csv and measurements.csv are written to $OUT: copy gpu_check.json to
 #    results/validation/gpu_check-<UTC time>.json and commit it.
 #
 # `bash benchmarks/gpu_check.sh device` also runs on any machine whose python3 has the
@@ -63,7 +61,7 @@ device)
     ;;
 *)
     echo "usage: bash benchmarks/gpu_check.sh prepare   (here: wheels into .whl/)" >&2
-    echo "       bash benchmarks/gpu_check.sh device    (on the GPU machine)" >&2
+    echo "       bash benchmarks/gpu_check.sh device    (on the GPU machine, after prepare)" >&2
     exit 2
     ;;
 esac

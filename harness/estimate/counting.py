@@ -307,6 +307,54 @@ def _analytic(
     return memory, comm
 
 
+def _check_step(mode: str, optimizer: str, world_size: int) -> None:
+    if mode not in MODES:
+        raise EnergyHarnessError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+    if optimizer not in OPTIMIZER_TRAFFIC:
+        raise EnergyHarnessError(
+            f"unknown optimizer {optimizer!r}; use one of {', '.join(OPTIMIZER_TRAFFIC)}"
+        )
+    if world_size < 1:
+        raise EnergyHarnessError(f"world size must be at least 1, got {world_size}")
+
+
+def _count_run(
+    model: nn.Module, inputs: tuple[torch.Tensor, ...], mode: str, weights: dict[str, WeightInfo]
+) -> tuple[CountingMode, int, str, list[str]]:
+    """Run one step under the counting mode: on the meta device if the model allows it,
+    else for real on its own device. Returns the counter, label bytes, where, notes."""
+    reason = _needs_real_run(model)
+    if reason is None:
+        try:
+            work = _copy(model, meta=True)
+            make_pruning_permanent(work)
+            meta_inputs = tuple(torch.empty_like(t, device="meta") for t in inputs)
+            counter, label_bytes = _run_counted(work, meta_inputs, mode, weights)
+            return counter, label_bytes, "meta", []
+        except Exception as exc:  # noqa: BLE001 - any failure: fall back to a real run
+            reason = f"it does not run on the meta device ({type(exc).__name__}: {exc})"
+    device = _model_device(model)
+    work = _copy(model, meta=False)
+    make_pruning_permanent(work)
+    try:
+        real_inputs = tuple(t.to(device) for t in inputs)
+        counter, label_bytes = _run_counted(work, real_inputs, mode, weights)
+    except EnergyHarnessError:
+        raise
+    except Exception as exc:
+        raise EnergyHarnessError(
+            f"cannot count a {mode} step of this model ({type(exc).__name__}: {exc}); "
+            "check that the model runs on the example input"
+            + ("; quantized variants support inference only" if mode == "training" else "")
+        ) from exc
+    return (
+        counter,
+        label_bytes,
+        str(device),
+        [f"counted by running the model on {device}: {reason}"],
+    )
+
+
 def count_step(
     model: nn.Module,
     example_input: torch.Tensor | tuple[torch.Tensor, ...],
@@ -321,50 +369,16 @@ def count_step(
     Raises EnergyHarnessError for an unknown mode or optimizer, a bad world size, or a
     model that cannot run the step (e.g. training an int8-dynamic model).
     """
-    if mode not in MODES:
-        raise EnergyHarnessError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
-    if optimizer not in OPTIMIZER_TRAFFIC:
-        raise EnergyHarnessError(
-            f"unknown optimizer {optimizer!r}; use one of {', '.join(OPTIMIZER_TRAFFIC)}"
-        )
-    if world_size < 1:
-        raise EnergyHarnessError(f"world size must be at least 1, got {world_size}")
+    _check_step(mode, optimizer, world_size)
     inputs = _inputs(example_input)
     batch_size = int(inputs[0].shape[0]) if inputs[0].dim() else 1
     weight_list = effective_weights(model)
-    weights = {w.name: w for w in weight_list}
     trainable = {
         name.removesuffix("_orig") for name, p in model.named_parameters() if p.requires_grad
     }
-    notes: list[str] = []
-    reason = _needs_real_run(model)
-    counter = None
-    if reason is None:
-        try:
-            work = _copy(model, meta=True)
-            make_pruning_permanent(work)
-            meta_inputs = tuple(torch.empty_like(t, device="meta") for t in inputs)
-            counter, label_bytes = _run_counted(work, meta_inputs, mode, weights)
-            counted_on = "meta"
-        except Exception as exc:  # noqa: BLE001 - any failure: fall back to a real run
-            reason = f"it does not run on the meta device ({type(exc).__name__}: {exc})"
-    if counter is None:
-        device = _model_device(model)
-        notes.append(f"counted by running the model on {device}: {reason}")
-        work = _copy(model, meta=False)
-        make_pruning_permanent(work)
-        try:
-            real_inputs = tuple(t.to(device) for t in inputs)
-            counter, label_bytes = _run_counted(work, real_inputs, mode, weights)
-        except EnergyHarnessError:
-            raise
-        except Exception as exc:
-            raise EnergyHarnessError(
-                f"cannot count a {mode} step of this model ({type(exc).__name__}: {exc}); "
-                "check that the model runs on the example input"
-                + ("; quantized variants support inference only" if mode == "training" else "")
-            ) from exc
-        counted_on = str(device)
+    counter, label_bytes, counted_on, notes = _count_run(
+        model, inputs, mode, {w.name: w for w in weight_list}
+    )
     if counter.unhandled_ops:
         notes.append(
             "operators with opaque (packed) arguments counted without FLOPs: "

@@ -65,6 +65,87 @@ def _finalize(model: nn.Module, meta: Mapping[str, Any], device: torch.device) -
     return model.to(device).eval()
 
 
+def _key_fields(
+    model_name: str,
+    model_kwargs: dict[str, Any],
+    data: DatasetSplits,
+    variant: str,
+    resolved: dict[str, Any],
+    config: TrainConfig,
+    seed: int,
+) -> dict[str, Any]:
+    """Everything that determines the prepared model (its cache key is a hash of these)."""
+    return {
+        "model": model_name,
+        "model_kwargs": model_kwargs,
+        "data": data.fingerprint or {"name": data.name},
+        "variant": variant,
+        "params": resolved,
+        # loader workers do not change the weights, so they do not change the key
+        "train": {k: v for k, v in config.as_dict().items() if k != "num_workers"},
+        "seed": seed,
+    }
+
+
+def _train_dense(
+    key_fields: dict[str, Any],
+    data: DatasetSplits,
+    config: TrainConfig,
+    device: torch.device,
+    say: Callable[[str], None],
+) -> Compressed:
+    """Step 1: the dense model, trained from a seeded initialisation."""
+    model_name, seed = key_fields["model"], key_fields["seed"]
+    seed_everything(seed)
+    model = build_model(model_name, **key_fields["model_kwargs"])
+    say(f"{model_name}: training {config.epochs} epochs on {data.name}")
+    result = train(model, data.train, config, seed=seed, device=device)
+    step = (
+        f"train: {config.epochs} epochs, {result.samples} samples, "
+        f"SGD lr {config.lr:g} momentum {config.momentum:g}"
+    )
+    return Compressed(model.eval(), [step], device)
+
+
+def _evaluate_and_cache(
+    compressed: Compressed,
+    reference_params: int,
+    dense_accuracy: float | None,
+    key_fields: dict[str, Any],
+    data: DatasetSplits,
+    cache: ModelCache | None,
+    device: torch.device,
+) -> PreparedModel:
+    """Step 5 (test accuracy), then the prepared model into the cache."""
+    report = sparsity_report(compressed.model, reference_params)
+    meta: dict[str, Any] = {
+        "steps": [*compressed.steps, "evaluate: test accuracy"],
+        "prepared_on": str(compressed.run_device),  # for the record: a hit may run elsewhere
+        "input_dtype": str(compressed.input_dtype).removeprefix("torch."),
+        "sparse_layers": compressed.sparse_layers,
+        "report": dataclasses.asdict(report),
+    }
+    # 2:4 conversion changes the model in place: cache the masked half-precision weights
+    to_cache = copy.deepcopy(compressed.model) if compressed.sparse_layers else compressed.model
+    model = _finalize(compressed.model, meta, device)
+    meta["accuracy"] = evaluate(
+        model, data.test, device=compressed.run_device, input_dtype=compressed.input_dtype
+    )
+    meta["dense_accuracy"] = meta["accuracy"] if dense_accuracy is None else dense_accuracy
+    key = cache_key(key_fields)
+    path = None
+    if cache is not None:
+        path = cache.save(
+            key,
+            to_cache,
+            model_name=key_fields["model"],
+            model_kwargs=key_fields["model_kwargs"],
+            key_fields=key_fields,
+            meta=meta,
+        )
+    return _prepared(model, meta, key_fields, key, path, False, device)
+
+
 def prepare_model(
     model_name: str,
     data: DatasetSplits,
@@ -88,82 +169,32 @@ def prepare_model(
     check_supported(variant, device)
     config = train_config or TrainConfig()
     model_kwargs = model_kwargs_for_input(model_name, data.input_shape, data.num_classes)
-    key_fields = {
-        "model": model_name,
-        "model_kwargs": model_kwargs,
-        "data": data.fingerprint or {"name": data.name},
-        "variant": variant,
-        "params": resolved,
-        # loader workers do not change the weights, so they do not change the key
-        "train": {k: v for k, v in config.as_dict().items() if k != "num_workers"},
-        "seed": seed,
-    }
+    key_fields = _key_fields(model_name, model_kwargs, data, variant, resolved, config, seed)
     key = cache_key(key_fields)
     say = log or (lambda message: None)
     hit = cache.load(key) if cache is not None else None
     if hit is not None:
-        meta = hit.meta
         say(f"{model_name}/{variant}: from cache {hit.path}")
-        model = _finalize(hit.model, meta, device)
-        return _prepared(model, meta, key_fields, key, hit.path, True, device)
-
+        model = _finalize(hit.model, hit.meta, device)
+        return _prepared(model, hit.meta, key_fields, key, hit.path, True, device)
     if variant == DENSE:
-        seed_everything(seed)
-        model = build_model(model_name, **model_kwargs)
-        say(f"{model_name}: training {config.epochs} epochs on {data.name}")
-        result = train(model, data.train, config, seed=seed, device=device)
-        compressed = Compressed(model.eval(), [], device)
-        compressed.steps = [
-            f"train: {config.epochs} epochs, {result.samples} samples, "
-            f"SGD lr {config.lr:g} momentum {config.momentum:g}"
-        ]
-        dense_accuracy = None
-        reference_params = sparsity_report(model).total_params
-    else:
-        dense = prepare_model(
-            model_name,
-            data,
-            DENSE,
-            seed=seed,
-            train_config=config,
-            device=device,
-            cache=cache,
-            log=log,
+        compressed = _train_dense(key_fields, data, config, device, say)
+        reference_params = sparsity_report(compressed.model).total_params
+        return _evaluate_and_cache(
+            compressed, reference_params, None, key_fields, data, cache, device
         )
-        say(f"{model_name}/{variant}: compressing")
-        compressed = compress_model(
-            dense.model, variant, resolved, data, train_config=config, seed=seed, device=device
-        )
-        trained = [step for step in dense.steps if not step.startswith("evaluate")]
-        compressed.steps = [*trained, *compressed.steps]
-        dense_accuracy = dense.accuracy
-        reference_params = dense.report.total_params
-    report = sparsity_report(compressed.model, reference_params)
-    meta: dict[str, Any] = {
-        "steps": [*compressed.steps, "evaluate: test accuracy"],
-        "prepared_on": str(compressed.run_device),  # for the record: a hit may run elsewhere
-        "input_dtype": str(compressed.input_dtype).removeprefix("torch."),
-        "sparse_layers": compressed.sparse_layers,
-        "report": dataclasses.asdict(report),
-    }
-    # 2:4 conversion changes the model in place: cache the masked half-precision weights
-    to_cache = copy.deepcopy(compressed.model) if compressed.sparse_layers else compressed.model
-    model = _finalize(compressed.model, meta, device)
-    meta["accuracy"] = evaluate(
-        model, data.test, device=compressed.run_device, input_dtype=compressed.input_dtype
+    dense = prepare_model(
+        model_name, data, DENSE, seed=seed, train_config=config, device=device, cache=cache, log=log
     )
-    meta["dense_accuracy"] = meta["accuracy"] if dense_accuracy is None else dense_accuracy
-    path = None
-    if cache is not None:
-        path = cache.save(
-            key,
-            to_cache,
-            model_name=model_name,
-            model_kwargs=model_kwargs,
-            key_fields=key_fields,
-            meta=meta,
-        )
-    return _prepared(model, meta, key_fields, key, path, False, device)
+    say(f"{model_name}/{variant}: compressing")
+    compressed = compress_model(
+        dense.model, variant, resolved, data, train_config=config, seed=seed, device=device
+    )
+    trained = [step for step in dense.steps if not step.startswith("evaluate")]
+    compressed.steps = [*trained, *compressed.steps]
+    return _evaluate_and_cache(
+        compressed, dense.report.total_params, dense.accuracy, key_fields, data, cache, device
+    )
 
 
 def _prepared(

@@ -263,6 +263,105 @@ def _load_environment(path: Path) -> tuple[dict[str, Any] | None, str]:
     return data, ""
 
 
+def _run_notes(run_dir: Path, cases: list[CaseView], finished: int) -> list[str]:
+    """What the reader must know before the figures: missing files, unusable repetitions."""
+    notes = []
+    if not (run_dir / "cases.csv").exists():
+        notes.append("cases.csv is missing: accuracy, estimates and CO2 are not available.")
+    if not cases:
+        notes.append("This run has no cases yet: measurements.csv holds no rows.")
+    elif not finished:
+        notes.append("No case finished (status ok): there is nothing to plot.")
+    for c in cases:
+        count = len(c.repetitions.unusable) if c.repetitions else 0
+        if count:
+            notes.append(
+                f"case #{c.index}: {count} repetition(s) left out (an in-total reading was "
+                "invalid, or energy or samples were missing)."
+            )
+    return notes
+
+
+def _pareto_sections(cases: list[CaseView]) -> list[str]:
+    fronts: dict[str, list[int]] = {}
+
+    def pareto() -> str | None:
+        png, found = plot_pareto(cases)
+        fronts.update(found)
+        return png
+
+    sections = [
+        _section(
+            "Energy per sample vs accuracy (Pareto front)",
+            pareto,
+            "No finished case has both a measured energy per sample and an accuracy.",
+        )
+    ]
+    if fronts:
+        listed = "; ".join(
+            f"{mode or '(none)'}: " + ", ".join(f"#{i}" for i in front)
+            for mode, front in sorted(fronts.items())
+        )
+        sections.append(f"<p>Pareto front per mode: {_esc(listed)}</p>")
+    return sections
+
+
+def _estimate_split_sections(cases: list[CaseView]) -> list[str]:
+    mismatched: list[int] = []
+
+    def split() -> str | None:
+        png, bad = plot_estimate_split(cases)
+        mismatched.extend(bad)
+        return png
+
+    sections = [
+        _section(
+            "Estimate by compute / storage / communication / static",
+            split,
+            "No finished case has an estimate split in cases.csv (est_dense_hw_*_j).",
+        )
+    ]
+    if mismatched:
+        sections.append(
+            "<p class='note'>The estimate parts do not add up to the dense-hw total (1%) for "
+            + _esc(", ".join(f"#{i}" for i in mismatched))
+            + ".</p>"
+        )
+    return sections
+
+
+def _timeline_section(run_dir: Path) -> str:
+    timeline_path = run_dir / "power_timeline.csv"
+    if not timeline_path.exists():
+        return (
+            "<h2>Power timeline</h2><p class='note'>No power_timeline.csv: sampling was off "
+            "for this run.</p>"
+        )
+    return _section(
+        "Power timeline",
+        lambda: plot_timeline(read_rows(timeline_path)),
+        "power_timeline.csv holds no points.",
+    )
+
+
+def _plot_sections(run_dir: Path, cases: list[CaseView]) -> list[str]:
+    return [
+        _section(
+            "Measured vs estimated energy per sample",
+            lambda: plot_measured_vs_estimated(cases),
+            "No finished case has both a measured and an estimated energy per sample.",
+        ),
+        *_pareto_sections(cases),
+        _section(
+            "Energy by domain",
+            lambda: plot_domains(cases),
+            "No finished case has usable repetitions in measurements.csv.",
+        ),
+        *_estimate_split_sections(cases),
+        _timeline_section(run_dir),
+    ]
+
+
 def render_report(run_dir: Path) -> str:
     """The report's HTML for a run directory (raises EnergyHarnessError if it is not one)."""
     run_dir = Path(run_dir)
@@ -272,102 +371,20 @@ def render_report(run_dir: Path) -> str:
     cases = build_cases(case_rows, measurement_rows, reps)
     env, env_note = _load_environment(run_dir / "environment.json")
     run_ids = sorted({r.get("run_id", "") for r in measurement_rows + case_rows} - {""})
-    ok = [c for c in cases if c.ok]
-
-    notes = []
-    if not (run_dir / "cases.csv").exists():
-        notes.append("cases.csv is missing: accuracy, estimates and CO2 are not available.")
-    if not cases:
-        notes.append("This run has no cases yet: measurements.csv holds no rows.")
-    elif not ok:
-        notes.append("No case finished (status ok): there is nothing to plot.")
-    unusable = {c.index: len(c.repetitions.unusable) for c in cases if c.repetitions}
-    for index, count in unusable.items():
-        if count:
-            notes.append(
-                f"case #{index}: {count} repetition(s) left out (an in-total reading was "
-                "invalid, or energy or samples were missing)."
-            )
-
-    pareto_fronts: dict[str, list[int]] = {}
-    mismatched: list[int] = []
-
-    def pareto() -> str | None:
-        png, fronts = plot_pareto(cases)
-        pareto_fronts.update(fronts)
-        return png
-
-    def split() -> str | None:
-        png, bad = plot_estimate_split(cases)
-        mismatched.extend(bad)
-        return png
-
-    timeline_path = run_dir / "power_timeline.csv"
-    sections = [
-        _section(
-            "Measured vs estimated energy per sample",
-            lambda: plot_measured_vs_estimated(cases),
-            "No finished case has both a measured and an estimated energy per sample.",
-        ),
-        _section(
-            "Energy per sample vs accuracy (Pareto front)",
-            pareto,
-            "No finished case has both a measured energy per sample and an accuracy.",
-        ),
-    ]
-    if pareto_fronts:
-        listed = "; ".join(
-            f"{mode or '(none)'}: " + ", ".join(f"#{i}" for i in front)
-            for mode, front in sorted(pareto_fronts.items())
-        )
-        sections.append(f"<p>Pareto front per mode: {_esc(listed)}</p>")
-    sections.append(
-        _section(
-            "Energy by domain",
-            lambda: plot_domains(cases),
-            "No finished case has usable repetitions in measurements.csv.",
-        )
-    )
-    sections.append(
-        _section(
-            "Estimate by compute / storage / communication / static",
-            split,
-            "No finished case has an estimate split in cases.csv (est_dense_hw_*_j).",
-        )
-    )
-    if mismatched:
-        sections.append(
-            "<p class='note'>The estimate parts do not add up to the dense-hw total (1%) for "
-            + _esc(", ".join(f"#{i}" for i in mismatched))
-            + ".</p>"
-        )
-    if timeline_path.exists():
-        sections.append(
-            _section(
-                "Power timeline",
-                lambda: plot_timeline(read_rows(timeline_path)),
-                "power_timeline.csv holds no points.",
-            )
-        )
-    else:
-        sections.append(
-            "<h2>Power timeline</h2><p class='note'>No power_timeline.csv: sampling was off "
-            "for this run.</p>"
-        )
-
+    finished = sum(1 for c in cases if c.ok)
     title = f"energy-harness report: {', '.join(run_ids) or run_dir.name}"
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     body = [
         f"<h1>{_esc(title)}</h1>",
         f"<p class='small'>run directory {_esc(run_dir)}; generated {generated}; "
-        f"{len(cases)} case(s), {len(ok)} finished, {len(cases) - len(ok)} not.</p>",
+        f"{len(cases)} case(s), {finished} finished, {len(cases) - finished} not.</p>",
         _LEGEND,
-        *(f"<p class='note'>{_esc(n)}</p>" for n in notes),
+        *(f"<p class='note'>{_esc(n)}</p>" for n in _run_notes(run_dir, cases, finished)),
         "<h2>Cases</h2>",
         _cases_table(cases) if cases else "<p>No cases.</p>",
         "<h2>Failed and skipped cases</h2>",
         _failed_table(cases),
-        *sections,
+        *_plot_sections(run_dir, cases),
         _environment_html(env, env_note, case_rows),
     ]
     return (
