@@ -10,10 +10,15 @@ A profile is a TOML file:
     host_to_device_inputs = true    # inputs cross a host-to-device link every step
     derivation = "how the numbers below were obtained, and how rough they are"
 
-    [compute.fp32]                  # one table per dtype: fp64 fp32 fp16 bf16 int32 int8
+    [compute.fp32]                  # one table per dtype: fp64 fp32 tf32 fp16 bf16 int32 int8
     pj_per_flop = 10.7
     flops_per_s = 4.69e13           # optional: achievable rate (for a duration estimate)
     source = "where the number comes from"
+
+    [compute.tf32]                  # fp32 tensors on TF32 tensor cores (precision "tf32");
+    pj_per_flop = 1.46              # without it, tf32 FLOPs are priced as fp32
+    flops_per_s = 3.46e14
+    source = "..."
 
     [memory.hbm]                    # one table per memory level
     pj_per_byte = 104.0
@@ -27,6 +32,10 @@ A profile is a TOML file:
 
     [static]
     power_w = 70.0
+    source = "..."
+
+    [max_power]                     # optional: the most the target can draw (board power,
+    power_w = 700.0                 # TDP); an estimate implying more is capped to it
     source = "..."
 
     [fit]                           # optional, written by `energy-harness calibrate`
@@ -52,7 +61,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 BUILTIN_DIR = Path(__file__).with_name("profiles")
-DTYPES = ("fp64", "fp32", "fp16", "bf16", "int32", "int8")
+DTYPES = ("fp64", "fp32", "tf32", "fp16", "bf16", "int32", "int8")
 TARGETS = ("gpu", "cpu", "soc", "asic")
 CHANNELS = ("host_to_device", "interconnect")
 _PROFILE_KEYS = {
@@ -63,7 +72,7 @@ _PROFILE_KEYS = {
     "host_to_device_inputs": bool,
     "derivation": str,
 }
-_TOP_KEYS = ("profile", "compute", "memory", "communication", "static", "fit")
+_TOP_KEYS = ("profile", "compute", "memory", "communication", "static", "max_power", "fit")
 
 
 @dataclass(frozen=True)
@@ -86,7 +95,8 @@ class TransferEnergy:
 
 @dataclass(frozen=True)
 class StaticPower:
-    """Power drawn whatever the work (W): idle power of the target."""
+    """Power drawn whatever the work (W): idle power of the target; also used for the
+    maximum power a target can draw."""
 
     power_w: float
     source: str
@@ -108,6 +118,7 @@ class Profile:
     static: StaticPower
     fit: dict[str, Any] | None = None
     origin: str = field(default="", compare=False)  # file it was read from
+    max_power: StaticPower | None = None  # board power / TDP: the cap on implied power
 
 
 def builtin_profiles() -> dict[str, Path]:
@@ -246,6 +257,15 @@ def parse_profile(data: dict[str, Any], origin: str = "<profile>") -> Profile:
     if "static" not in data:
         raise EnergyHarnessError(f"{origin}: missing [static] table (power_w and source)")
     power_w, source, _ = _entry(origin, "static", data["static"], "power_w", None)
+    max_power = None
+    if "max_power" in data:
+        max_w, max_source, _ = _entry(origin, "max_power", data["max_power"], "power_w", None)
+        if max_w <= power_w:
+            raise EnergyHarnessError(
+                f"{origin}: [max_power] power_w ({max_w:g} W) must exceed the static power "
+                f"({power_w:g} W)"
+            )
+        max_power = StaticPower(max_w, max_source)
     fit = data.get("fit")
     if fit is not None and not isinstance(fit, dict):
         raise EnergyHarnessError(f"{origin}: [fit] must be a table")
@@ -262,6 +282,7 @@ def parse_profile(data: dict[str, Any], origin: str = "<profile>") -> Profile:
         static=StaticPower(power_w, source),
         fit=fit,
         origin=origin,
+        max_power=max_power,
     )
 
 
@@ -298,6 +319,11 @@ def profile_to_dict(profile: Profile) -> dict[str, Any]:
         },
         "static": {"power_w": profile.static.power_w, "source": profile.static.source},
     }
+    if profile.max_power is not None:
+        data["max_power"] = {
+            "power_w": profile.max_power.power_w,
+            "source": profile.max_power.source,
+        }
     if profile.fit is not None:
         data["fit"] = profile.fit
     return data

@@ -32,9 +32,13 @@ def test_horowitz_values_are_per_flop_and_per_byte():
     assert p.compute["fp32"].pj_per_flop == pytest.approx((0.9 + 3.7) / 2)
     assert p.compute["fp16"].pj_per_flop == pytest.approx((0.4 + 1.1) / 2)
     assert p.compute["int8"].pj_per_flop == pytest.approx((0.03 + 0.2) / 2)
-    assert p.memory["dram"].pj_per_byte == pytest.approx(640 / 4)
-    assert p.memory["sram"].pj_per_byte == pytest.approx(5 / 4)
-    assert p.static.power_w == 0.0
+    # Horowitz's memory figures are per 64-bit access: DRAM 1.3-2.6 nJ (the low end
+    # is used), an 8 KB cache 10 pJ; Han et al.'s 640 pJ per 32-bit read is cited as theirs
+    assert p.memory["dram"].pj_per_byte == pytest.approx(1300 / 8)
+    assert "1.3-2.6 nJ per 64-bit" in p.memory["dram"].source
+    assert "Han et al. 2015 list 640 pJ per 32-bit" in p.memory["dram"].source
+    assert p.memory["sram"].pj_per_byte == pytest.approx(10 / 8)
+    assert p.static.power_w == 0.0 and p.max_power is None
 
 
 def test_datasheet_profiles_are_ordered_as_the_hardware():
@@ -42,6 +46,40 @@ def test_datasheet_profiles_are_ordered_as_the_hardware():
     assert h100.compute["bf16"].pj_per_flop < a100.compute["bf16"].pj_per_flop
     assert h100.compute["bf16"].pj_per_flop < h100.compute["fp32"].pj_per_flop
     assert load_profile("h200-class").memory["hbm"].pj_per_byte < h100.memory["hbm"].pj_per_byte
+
+
+@pytest.mark.parametrize(
+    ("name", "tf32_dense_flops_per_s", "above_idle_w", "board_w"),
+    [
+        # datasheets list TF32 with 2:4 sparsity (989 / 312 TFLOP/s); dense is half
+        ("h100-class", 494.5e12, 0.8 * (700 - 70), 700.0),
+        ("h200-class", 494.5e12, 0.8 * (700 - 70), 700.0),
+        ("a100-class", 156e12, 0.8 * (400 - 50), 400.0),
+    ],
+)
+def test_gpu_profiles_price_tf32_on_tensor_cores_and_bound_the_board_power(
+    name, tf32_dense_flops_per_s, above_idle_w, board_w
+):
+    p = load_profile(name)
+    tf32 = p.compute["tf32"]
+    assert tf32.flops_per_s == pytest.approx(0.7 * tf32_dense_flops_per_s, rel=0.01)
+    assert tf32.pj_per_flop == pytest.approx(
+        above_idle_w / (0.7 * tf32_dense_flops_per_s) * 1e12, rel=0.01
+    )
+    # tensor paths are cheaper per FLOP than CUDA-core fp32: bf16 < tf32 < fp32
+    assert p.compute["bf16"].pj_per_flop < tf32.pj_per_flop < p.compute["fp32"].pj_per_flop
+    assert p.max_power is not None and p.max_power.power_w == board_w
+    # the HBM figure is labelled an assumption, with the literature's device figure beside
+    hbm = p.memory["hbm"].source
+    assert hbm.startswith("assumption") and "3.9 pJ/bit" in hbm and "O'Connor" in hbm
+
+
+def test_a_maximum_power_below_the_static_power_is_refused(tmp_path):
+    text = profile_to_toml(load_profile("h100-class"))
+    path = tmp_path / "low.toml"
+    path.write_text(text.replace("power_w = 700.0", "power_w = 50.0", 1))
+    with pytest.raises(EnergyHarnessError, match=r"\[max_power\] power_w \(50 W\) must exceed"):
+        load_profile(path)
 
 
 def test_write_then_load_gives_the_same_profile(tmp_path):
@@ -80,8 +118,8 @@ def _edit(tmp_path, old: str, new: str):
         ('target = "asic"', 'target = "fpga"', "target 'fpga' is not one of"),
         ("[static]", "[statics]", "unknown top-level key 'statics'"),
         (
-            "pj_per_byte = 160.0\n",
-            "pj_per_byte = 160.0\nsourc = 1\n",
+            "pj_per_byte = 162.5\n",
+            "pj_per_byte = 162.5\nsourc = 1\n",
             r"'sourc' in \[memory.dram\]",
         ),
     ],
