@@ -16,6 +16,7 @@ when the model runs on a device with its own memory (`host_to_device=True`).
 
 All counts are per step (the whole batch) and per rank; divide by the batch size for
 per-sample figures. FLOPs are those FlopCounterMode counts: a multiply-add is 2 FLOPs.
+At a precision other than fp32 the step is counted as `harness.estimate.precision` says.
 """
 
 from __future__ import annotations
@@ -47,7 +48,16 @@ from harness.estimate.dispatch import (
     make_flop_counter,
 )
 from harness.estimate.names import MODES, OPTIMIZER_TRAFFIC  # noqa: F401 (re-exported)
+from harness.estimate.precision import (
+    as_count_dtype,
+    autocast_cast_bytes,
+    check_count_precision,
+    count_dtype,
+    matrix_weights,
+    relabel_flops,
+)
 from harness.prepare.pruning import make_pruning_permanent
+from harness.spec.precision import FP32
 
 OPTIMIZER = "optimizer"
 HOST_TO_DEVICE = "host_to_device"
@@ -120,6 +130,9 @@ class StepCounts:
     weights: tuple[WeightInfo, ...]
     counted_on: str  # "meta" (shapes only) or the device it really ran on
     notes: tuple[str, ...] = field(default=())
+    precision: str = FP32
+    input_shape: tuple[int, ...] = ()  # one sample of the first input
+    output_shape: tuple[int, ...] = ()  # one sample of the (first) output
 
     @property
     def nonzero(self) -> NonzeroParams:
@@ -171,8 +184,9 @@ def _plain_tensor_attributes(model: nn.Module) -> Iterator[torch.Tensor]:
                 yield value
 
 
-def _copy(model: nn.Module, meta: bool) -> nn.Module:
-    """A deep copy; with `meta`, its tensors live on the meta device (no memory, no math).
+def _copy(model: nn.Module, meta: bool, dtype: torch.dtype | None = None) -> nn.Module:
+    """A deep copy; with `meta`, its tensors live on the meta device (no memory, no math),
+    float32 ones cast to `dtype` if given.
 
     Plain tensor attributes are detached first: a pruned module's `weight` is a non-leaf
     tensor, which `copy.deepcopy` refuses.
@@ -181,11 +195,15 @@ def _copy(model: nn.Module, meta: bool) -> nn.Module:
     if meta:
         for t in itertools.chain(model.parameters(), model.buffers()):
             # Shape and dtype only: a sparse tensor subclass (2:4) becomes a dense meta tensor.
-            m = torch.empty(t.shape, dtype=t.dtype, device="meta")
+            m = torch.empty(t.shape, dtype=as_count_dtype(t, dtype), device="meta")
             memo[id(t)] = nn.Parameter(m, t.requires_grad) if isinstance(t, nn.Parameter) else m
     for t in _plain_tensor_attributes(model):
         if id(t) not in memo:
-            memo[id(t)] = torch.empty_like(t, device="meta") if meta else t.detach().clone()
+            memo[id(t)] = (
+                torch.empty_like(t, device="meta", dtype=as_count_dtype(t, dtype))
+                if meta
+                else t.detach().clone()
+            )
     return copy.deepcopy(model, memo)
 
 
@@ -253,13 +271,20 @@ def _tag_weights(
     return handles
 
 
+def _shape(output: object) -> tuple[int, ...]:
+    """One sample's shape of a model's (first) output; () if it is not a tensor."""
+    out = output[0] if isinstance(output, (tuple, list)) and output else output
+    return tuple(out.shape[1:]) if isinstance(out, torch.Tensor) and out.dim() else ()
+
+
 def _run_counted(
     model: nn.Module,
     inputs: tuple[torch.Tensor, ...],
     mode_name: str,
     weights: dict[str, WeightInfo],
-) -> tuple[CountingMode, int]:
-    """Run one step under the counting modes; returns the mode and the label bytes."""
+) -> tuple[CountingMode, int, tuple[int, ...]]:
+    """Run one step under the counting modes; returns the mode, the label bytes and the
+    output shape of one sample."""
     flop_counter = make_flop_counter()
     counter = CountingMode(flop_counter)
     handles = _tag_weights(counter, model, weights)
@@ -273,11 +298,11 @@ def _run_counted(
                 loss.backward()
             else:
                 with torch.no_grad():
-                    model(*inputs)
+                    output = model(*inputs)
     finally:
         for handle in handles:
             handle.remove()
-    return counter, label_bytes
+    return counter, label_bytes, _shape(output)
 
 
 def _analytic(
@@ -291,9 +316,15 @@ def _analytic(
     world_size: int,
     input_bytes: int,
     host_to_device: bool,
+    precision: str,
+    matrices: set[str],
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Memory and communication bytes, the analytic parts added to the operator tally."""
     memory = {k: float(v) for k, v in tally.bytes_by_category.items()}
+    for category, nbytes in autocast_cast_bytes(
+        precision, mode, weights, matrices, sparse=sparse
+    ).items():
+        memory[category] = memory.get(category, 0.0) + nbytes
     comm: dict[str, float] = {}
     if host_to_device:
         comm[HOST_TO_DEVICE] = float(input_bytes)
@@ -319,26 +350,36 @@ def _check_step(mode: str, optimizer: str, world_size: int) -> None:
 
 
 def _count_run(
-    model: nn.Module, inputs: tuple[torch.Tensor, ...], mode: str, weights: dict[str, WeightInfo]
-) -> tuple[CountingMode, int, str, list[str]]:
-    """Run one step under the counting mode: on the meta device if the model allows it,
-    else for real on its own device. Returns the counter, label bytes, where, notes."""
+    model: nn.Module,
+    inputs: tuple[torch.Tensor, ...],
+    mode: str,
+    weights: dict[str, WeightInfo],
+    dtype: torch.dtype | None = None,
+) -> tuple[CountingMode, int, tuple[int, ...], str, list[str]]:
+    """Run one step under the counting mode: on the meta device if the model allows it
+    (float32 tensors cast to `dtype` if given), else for real on its own device.
+    Returns the counter, label bytes, the output shape of a sample, where, notes."""
     reason = _needs_real_run(model)
     if reason is None:
         try:
-            work = _copy(model, meta=True)
+            work = _copy(model, meta=True, dtype=dtype)
             make_pruning_permanent(work)
-            meta_inputs = tuple(torch.empty_like(t, device="meta") for t in inputs)
-            counter, label_bytes = _run_counted(work, meta_inputs, mode, weights)
-            return counter, label_bytes, "meta", []
+            meta_inputs = tuple(
+                torch.empty_like(t, device="meta", dtype=as_count_dtype(t, dtype)) for t in inputs
+            )
+            return (*_run_counted(work, meta_inputs, mode, weights), "meta", [])
         except Exception as exc:  # noqa: BLE001 - any failure: fall back to a real run
             reason = f"it does not run on the meta device ({type(exc).__name__}: {exc})"
+    if dtype is not None:
+        raise EnergyHarnessError(
+            f"cannot count this model at {dtype}: {reason}; estimate it with precision fp32"
+        )
     device = _model_device(model)
     work = _copy(model, meta=False)
     make_pruning_permanent(work)
     try:
         real_inputs = tuple(t.to(device) for t in inputs)
-        counter, label_bytes = _run_counted(work, real_inputs, mode, weights)
+        counted = _run_counted(work, real_inputs, mode, weights)
     except EnergyHarnessError:
         raise
     except Exception as exc:
@@ -347,12 +388,22 @@ def _count_run(
             "check that the model runs on the example input"
             + ("; quantized variants support inference only" if mode == "training" else "")
         ) from exc
-    return (
-        counter,
-        label_bytes,
-        str(device),
-        [f"counted by running the model on {device}: {reason}"],
-    )
+    return (*counted, str(device), [f"counted by running the model on {device}: {reason}"])
+
+
+def _accounting_counts(
+    counter: CountingMode, weight_list: list[WeightInfo], **analytic: object
+) -> dict[str, Counts]:
+    """`dense-hw` and `sparse-ideal` counts: the tallies plus the analytic parts."""
+    results = {}
+    for name, tally, sparse in (
+        (DENSE_HW, counter.dense, False),
+        (SPARSE_IDEAL, counter.sparse, True),
+    ):
+        memory, comm = _analytic(tally, weight_list, sparse=sparse, **analytic)
+        flops = relabel_flops(dict(tally.flops_by_dtype), str(analytic["precision"]))
+        results[name] = Counts(name, flops, dict(tally.flops_by_op), memory, comm)
+    return results
 
 
 def count_step(
@@ -363,47 +414,42 @@ def count_step(
     host_to_device: bool = False,
     world_size: int = 1,
     optimizer: str = "sgd-momentum",
+    precision: str = FP32,
 ) -> StepCounts:
     """Count one step (one batch of `example_input`) of `model`; the model is not modified.
 
-    Raises EnergyHarnessError for an unknown mode or optimizer, a bad world size, or a
-    model that cannot run the step (e.g. training an int8-dynamic model).
+    `precision`: fp32, tf32, bf16 or fp16 (see `harness.estimate.precision`). Raises
+    EnergyHarnessError for an unknown mode, optimizer or precision, a bad world size, or
+    a model that cannot run the step (e.g. training an int8-dynamic model).
     """
     _check_step(mode, optimizer, world_size)
+    check_count_precision(precision)
     inputs = _inputs(example_input)
     batch_size = int(inputs[0].shape[0]) if inputs[0].dim() else 1
     weight_list = effective_weights(model)
     trainable = {
         name.removesuffix("_orig") for name, p in model.named_parameters() if p.requires_grad
     }
-    counter, label_bytes, counted_on, notes = _count_run(
-        model, inputs, mode, {w.name: w for w in weight_list}
+    counter, label_bytes, output_shape, counted_on, notes = _count_run(
+        model, inputs, mode, {w.name: w for w in weight_list}, count_dtype(precision)
     )
     if counter.unhandled_ops:
         notes.append(
             "operators with opaque (packed) arguments counted without FLOPs: "
             + ", ".join(sorted(counter.unhandled_ops))
         )
-    input_bytes = sum(t.numel() * t.element_size() for t in inputs) + label_bytes
-    results = {}
-    for name, tally, sparse in (
-        (DENSE_HW, counter.dense, False),
-        (SPARSE_IDEAL, counter.sparse, True),
-    ):
-        memory, comm = _analytic(
-            tally,
-            weight_list,
-            trainable,
-            sparse=sparse,
-            mode=mode,
-            optimizer=optimizer,
-            world_size=world_size,
-            input_bytes=input_bytes,
-            host_to_device=host_to_device,
-        )
-        results[name] = Counts(
-            name, dict(tally.flops_by_dtype), dict(tally.flops_by_op), memory, comm
-        )
+    results = _accounting_counts(
+        counter,
+        weight_list,
+        trainable=trainable,
+        matrices=matrix_weights(model),
+        mode=mode,
+        optimizer=optimizer,
+        world_size=world_size,
+        input_bytes=sum(t.numel() * t.element_size() for t in inputs) + label_bytes,
+        host_to_device=host_to_device,
+        precision=precision,
+    )
     return StepCounts(
         mode=mode,
         batch_size=batch_size,
@@ -415,6 +461,9 @@ def count_step(
         weights=tuple(weight_list),
         counted_on=counted_on,
         notes=tuple(notes),
+        precision=precision,
+        input_shape=tuple(inputs[0].shape[1:]),
+        output_shape=output_shape,
     )
 
 

@@ -25,8 +25,14 @@ from harness.estimate.accounting import (
 )
 from harness.estimate.counting import Counts, StepCounts, count_step
 from harness.estimate.energy import EnergyEstimate, estimate_energy
-from harness.estimate.names import DEFAULT_PROFILE, ESTIMATE_LABEL  # noqa: F401 (re-exported)
-from harness.estimate.profiles import Profile, load_profile
+from harness.estimate.names import (  # noqa: F401 (DEFAULT_PROFILE re-exported)
+    DEFAULT_PROFILE,
+    ESTIMATE_LABEL,
+    FLOP_CONVENTION,
+)
+from harness.estimate.precision import PRECISION_NOTES
+from harness.estimate.profiles import Profile, StaticPower, load_profile
+from harness.spec.precision import FP32
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,17 @@ class ModelEstimate:
     def batch_size(self) -> int:
         """Samples per step."""
         return self.counts.batch_size
+
+    @property
+    def num_classes(self) -> int | None:
+        """Outputs per sample of a classifier (output of shape [batch, classes]), else None."""
+        shape = self.counts.output_shape
+        return shape[0] if len(shape) == 1 else None
+
+    @property
+    def notes(self) -> list[str]:
+        """Notes of the counts and of the dense-hw estimate (pricing, power cap)."""
+        return [*self.counts.notes, *self.energy[DENSE_HW].notes]
 
     def per_sample(self, accounting: str = DENSE_HW) -> EnergyEstimate:
         """The estimate of one sample (the step's estimate / batch size)."""
@@ -74,6 +91,12 @@ class ModelEstimate:
             "profile_target": self.profile.target,
             "memory_level": step.memory_level,
             "mode": self.counts.mode,
+            "precision": self.counts.precision,
+            "precision_note": PRECISION_NOTES[self.counts.precision],
+            "input_shape": list(self.counts.input_shape),
+            "output_shape": list(self.counts.output_shape),
+            "num_classes": self.num_classes,
+            "flop_convention": FLOP_CONVENTION,
             "batch_size": self.batch_size,
             "world_size": self.counts.world_size,
             "optimizer": self.counts.optimizer,
@@ -82,6 +105,10 @@ class ModelEstimate:
             **{k: v for k, v in dense.items() if k != "note"},
             "duration_s_per_step": step.duration_s,
             "duration_source": step.duration_source,
+            "static_power_w": None if step.static is None else step.static.joules_per_unit,
+            "static_source": None if step.static is None else step.static.source,
+            "implied_power_w": step.implied_power_w,
+            "power_cap": None if step.power_cap is None else step.power_cap.to_dict(),
             "flops_by_dtype_per_sample": dict(counts.flops_by_dtype),
             "flops_by_op_per_sample": dict(counts.flops_by_op),
             "memory_bytes_per_sample": dict(counts.memory_bytes),
@@ -96,7 +123,7 @@ class ModelEstimate:
                 NONZERO_PARAMS: self.counts.nonzero.to_dict(),
             },
             "counted_on": self.counts.counted_on,
-            "notes": list(self.counts.notes),
+            "notes": self.notes,
         }
 
     def case_columns(self, steps: int = 1) -> dict[str, float]:
@@ -135,6 +162,8 @@ def estimate_model(
     world_size: int = 1,
     optimizer: str = "sgd-momentum",
     memory_level: str | None = None,
+    precision: str = FP32,
+    static: StaticPower | None = None,
 ) -> ModelEstimate:
     """Estimate one step (one batch of `example_input`) of a prepared model.
 
@@ -142,6 +171,8 @@ def estimate_model(
     duration of one step, for the static part (else the profile's roofline, if any).
     `host_to_device`: whether inputs are copied to the device each step (default: the
     profile's `host_to_device_inputs`). `world_size`: data-parallel ranks (training).
+    `precision`: fp32, tf32, bf16 or fp16 (how the step runs, how its FLOPs are priced).
+    `static`: the static power to use instead of the profile's (a measured idle power).
     The model is not modified. Raises EnergyHarnessError on bad arguments.
     """
     if isinstance(profile, str):
@@ -155,10 +186,15 @@ def estimate_model(
         host_to_device=host_to_device,
         world_size=world_size,
         optimizer=optimizer,
+        precision=precision,
     )
     energy = {
         name: estimate_energy(
-            counts.accounting(name), profile, duration_s=duration_s, memory_level=memory_level
+            counts.accounting(name),
+            profile,
+            duration_s=duration_s,
+            memory_level=memory_level,
+            static=static,
         )
         for name in (DENSE_HW, SPARSE_IDEAL)
     }

@@ -13,3 +13,9 @@ OPTIMIZER_TRAFFIC = {"sgd": 3, "sgd-momentum": 5, "adam": 7}
 
 ESTIMATE_LABEL = "estimate (modelled from operation counts and a profile; not a measurement)"
 DEFAULT_PROFILE = "horowitz-45nm"
+
+FLOP_CONVENTION = (
+    "1 multiply-add = 2 FLOPs (torch's FlopCounterMode); torchvision and many papers list "
+    "MACs (multiply-adds), so their 'GFLOPS' are half these FLOPs"
+)
+DEFAULT_SEED = 0  # the random initialisation an estimate's untrained model is built with
