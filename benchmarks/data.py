@@ -10,6 +10,7 @@ All image datasets are normalised to [-1, 1] as in the classic LeNet-5 recipe.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from collections.abc import Callable
@@ -75,21 +76,32 @@ def default_data_root() -> Path:
     return Path(os.environ.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT)
 
 
-@functools.lru_cache(maxsize=1)
-def load_digits_splits() -> DatasetSplits:
-    """scikit-learn's bundled 8x8 digits as 1x32x32 images normalised to [-1, 1].
+def image_side(model: str | None) -> int:
+    """28 for a model whose input is 28x28 (LeNet-300-100, as MNIST), else 32 (LeNet-5)."""
+    if model is not None and tuple(model_spec(model).input_shape[-2:]) == (28, 28):
+        return 28
+    return 32
 
-    1797 real handwritten digits; a fixed stratified 80/20 split (seed DIGITS_SPLIT_SEED).
-    Loaded once per process: callers share the tensors and must not modify them.
+
+@functools.lru_cache(maxsize=2)
+def load_digits_splits(side: int = 32) -> DatasetSplits:
+    """scikit-learn's bundled 8x8 digits as 1 x side x side images normalised to [-1, 1].
+
+    side 32: the digit upscaled to 24x24 in a 4-pixel blank margin (LeNet-5's input);
+    side 28: upscaled to 20x20 in a 4-pixel margin, MNIST's layout (LeNet-300-100's 784
+    inputs). 1797 real handwritten digits; a fixed stratified 80/20 split (seed
+    DIGITS_SPLIT_SEED). Loaded once per process and side: callers share the tensors and
+    must not modify them.
     """
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
     bunch = load_digits()
     images = torch.as_tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    # 8x8 -> 24x24 plus a 4-pixel blank margin, as MNIST keeps its digits off the border
+    # 8x8 -> (side - 8) square plus a 4-pixel blank margin, as MNIST keeps digits off the border
+    inner = side - 8
     images = torch.nn.functional.interpolate(
-        images, size=(24, 24), mode="bilinear", align_corners=False
+        images, size=(inner, inner), mode="bilinear", align_corners=False
     )
     images = torch.nn.functional.pad(images, (4, 4, 4, 4))
     images = (images.clamp(0.0, 1.0) - 0.5) / 0.5
@@ -107,16 +119,17 @@ def load_digits_splits() -> DatasetSplits:
         name="digits",
         train=train,
         test=test,
-        input_shape=(1, 32, 32),
+        input_shape=(1, side, side),
         num_classes=10,
-        source="scikit-learn bundled digits (8x8 upscaled to 24x24, padded to 32x32)",
+        source=f"scikit-learn bundled digits (8x8 upscaled to {inner}x{inner}, padded to "
+        f"{side}x{side})",
         fingerprint={
             "name": "digits",
-            "input_shape": [1, 32, 32],
+            "input_shape": [1, side, side],
             "train_size": len(train),
             "test_size": len(test),
             "split_seed": DIGITS_SPLIT_SEED,
-            "preprocess": "bilinear-24-pad-4",
+            "preprocess": f"bilinear-{inner}-pad-4",
         },
     )
 
@@ -126,7 +139,7 @@ class _TorchvisionData:
     cls_name: str
     folder: str  # the folder torchvision keeps it in, under the data root
     input_shape: tuple[int, ...]
-    resize: bool  # 28x28 -> 32x32 as in the LeNet-5 recipe
+    resize: bool  # 28x28 -> 32x32 as in the LeNet-5 recipe (not for 28x28 models)
 
 
 _TORCHVISION = {
@@ -137,9 +150,10 @@ _TORCHVISION = {
 
 
 def load_torchvision_splits(
-    name: str, data_root: str | Path | None = None, download: bool = False
+    name: str, data_root: str | Path | None = None, download: bool = False, side: int = 32
 ) -> DatasetSplits:
-    """MNIST, Fashion-MNIST or CIFAR-10 from `data_root` (torchvision's folder layout).
+    """MNIST, Fashion-MNIST or CIFAR-10 from `data_root` (torchvision's folder layout);
+    MNIST-like data is resized to 32x32 unless `side` is 28 (its own size).
 
     Raises EnergyHarnessError if the files are missing (and `download` is False) or if the
     download fails (it needs network access).
@@ -148,6 +162,8 @@ def load_torchvision_splits(
     from torchvision import transforms
 
     info = _TORCHVISION[name]
+    if info.resize and side == 28:
+        info = dataclasses.replace(info, input_shape=(1, 28, 28), resize=False)
     root = Path(data_root) if data_root is not None else default_data_root()
     channels = info.input_shape[0]
     steps: list[Callable[..., Any]] = []
@@ -237,19 +253,35 @@ def load_synthetic_splits(
     )
 
 
-def load_digits(**options: Any) -> DatasetSplits:
-    """Entry point `digits`: scikit-learn's bundled digits (no options used)."""
-    return load_digits_splits()
+def load_digits(*, model: str | None = None, **_: Any) -> DatasetSplits:
+    """Entry point `digits`: scikit-learn's bundled digits, 28x28 for 28x28 models."""
+    return load_digits_splits(image_side(model))
 
 
-def load_mnist(*, data_root: str | Path | None = None, download: bool = False, **_: Any):
-    """Entry point `mnist`: MNIST from the data root."""
-    return load_torchvision_splits("mnist", data_root=data_root, download=download)
+def load_mnist(
+    *,
+    data_root: str | Path | None = None,
+    download: bool = False,
+    model: str | None = None,
+    **_: Any,
+):
+    """Entry point `mnist`: MNIST from the data root (28x28 for 28x28 models, else 32x32)."""
+    side = image_side(model)
+    return load_torchvision_splits("mnist", data_root=data_root, download=download, side=side)
 
 
-def load_fashion_mnist(*, data_root: str | Path | None = None, download: bool = False, **_: Any):
-    """Entry point `fashion-mnist`: Fashion-MNIST from the data root."""
-    return load_torchvision_splits("fashion-mnist", data_root=data_root, download=download)
+def load_fashion_mnist(
+    *,
+    data_root: str | Path | None = None,
+    download: bool = False,
+    model: str | None = None,
+    **_: Any,
+):
+    """Entry point `fashion-mnist`: Fashion-MNIST from the data root (28x28 for 28x28 models)."""
+    side = image_side(model)
+    return load_torchvision_splits(
+        "fashion-mnist", data_root=data_root, download=download, side=side
+    )
 
 
 def load_cifar10(*, data_root: str | Path | None = None, download: bool = False, **_: Any):

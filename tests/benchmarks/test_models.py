@@ -13,6 +13,7 @@ from benchmarks.models import LeNet5
 from harness.spec.catalog import (
     build_model,
     example_input,
+    load_dataset,
     model_kwargs_for_input,
     model_names,
     model_spec,
@@ -38,11 +39,26 @@ def test_lenet5_is_the_classic_network():
     assert model(example_input("lenet5", 3)).shape == (3, 10)
 
 
-def test_mlp_is_lenet_300_100():
+def test_mlp_is_lenet_300_100_as_published():
     model = build_model("mlp")
     shapes = [(m.in_features, m.out_features) for m in model.modules() if isinstance(m, nn.Linear)]
-    assert shapes == [(1024, 300), (300, 100), (100, 10)]
+    assert shapes == [(784, 300), (300, 100), (100, 10)]
+    # 235,500 + 30,100 + 1,010: the parameter count of the pruning literature's network
+    assert sum(p.numel() for p in model.parameters()) == 266_610
     assert model(example_input("mlp", 2)).shape == (2, 10)
+
+
+def test_digits_for_a_28x28_model_are_laid_out_as_mnist():
+    data = load_dataset("digits", model="mlp")
+    assert data.input_shape == (1, 28, 28) and data.train[0][0].shape == (1, 28, 28)
+    images = data.train.tensors[0]
+    assert images[:, :, :4, :].eq(-1.0).all() and images[:, :, -4:, :].eq(-1.0).all()
+    assert data.fingerprint["preprocess"] == "bilinear-20-pad-4"  # a 20x20 digit, as MNIST
+    assert model_kwargs_for_input("mlp", data.input_shape, 10) == {
+        "num_classes": 10,
+        "in_features": 784,
+    }
+    assert load_dataset("digits", model="lenet5").input_shape == (1, 32, 32)
 
 
 def test_transformer_classifies_token_sequences():

@@ -177,7 +177,7 @@ def test_int8_dynamic_linear_counts_int8_flops_and_one_byte_weights():
             build_model("mlp").eval(), {nn.Linear}, dtype=torch.qint8
         )
     counts = count_step(model, example_input("mlp", 2))
-    macs = 1024 * 300 + 300 * 100 + 100 * 10
+    macs = 784 * 300 + 300 * 100 + 100 * 10  # LeNet-300-100 on 28x28 inputs
     assert counts.dense_hw.flops_by_dtype == {"int8": 2 * 2 * macs}
     assert counts.dense_hw.memory_bytes["weights"] == macs * 1 + 4 * (300 + 100 + 10)
     assert counts.counted_on == "cpu" and counts.notes
