@@ -20,8 +20,10 @@ from harness.commands.common import (
 from harness.errors import EnergyHarnessError
 from harness.estimate.names import (
     DEFAULT_PROFILE,
+    DEFAULT_SEED,
     DENSE_HW,
     ESTIMATE_LABEL,
+    FLOP_CONVENTION,
     MODES,
     NONZERO_PARAMS,
     OPTIMIZER_TRAFFIC,
@@ -29,6 +31,7 @@ from harness.estimate.names import (
 )
 from harness.estimate.profiles import builtin_profiles
 from harness.report.format import fmt_si
+from harness.spec.precision import DEFAULT_PRECISION, check_precision
 
 if TYPE_CHECKING:
     from harness.estimate.model import ModelEstimate
@@ -48,6 +51,26 @@ _PROFILES_HELP = (
 )
 
 
+PrecisionOption = Annotated[
+    str,
+    typer.Option(
+        help="fp32, tf32, bf16 or fp16: how the step runs (autocast for bf16/fp16) and how "
+        "its FLOPs are priced (tensor-core rates for tf32/bf16/fp16 on GPU profiles)."
+    ),
+]
+SeedOption = Annotated[
+    int, typer.Option(help="Seed of the random initial weights (pruning picks by them).")
+]
+InputShapeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--input-shape",
+        help="One sample's shape, e.g. 3,224,224 (default: the model's own). Factories "
+        "taking in_channels, in_features or seq_len are built for it.",
+    ),
+]
+
+
 def _parse_params(pairs: list[str] | None) -> dict[str, object]:
     """`key=value` pairs; values read as TOML literals (0.9, true, "x"), else as text."""
     import tomllib
@@ -64,43 +87,61 @@ def _parse_params(pairs: list[str] | None) -> dict[str, object]:
     return params
 
 
-def _print_estimate(est: ModelEstimate, title: str, notes: list[str]) -> None:
-    d = est.to_dict()
+def _line(text: str) -> None:
+    console.print(text, markup=False, highlight=False)
+
+
+def _print_header(d: dict, title: str) -> None:
     console.print(f"[bold]{escape(title)}[/bold]: {ESTIMATE_LABEL}", highlight=False)
-    console.print(
-        f"profile {est.profile.name} ({est.profile.target}), memory level "
-        f"{d['memory_level']}, {d['mode']}, batch {d['batch_size']}"
-        + (f", {d['world_size']} data-parallel ranks" if d["world_size"] > 1 else ""),
-        markup=False,
-        highlight=False,
+    _line(
+        f"profile {d['profile']} ({d['profile_target']}), memory level {d['memory_level']}, "
+        f"{d['mode']}, batch {d['batch_size']}"
+        + (f", {d['world_size']} data-parallel ranks" if d["world_size"] > 1 else "")
     )
-    per_sample = est.per_sample(DENSE_HW)
+    classes = d["num_classes"] if d["num_classes"] is not None else "n/a"
+    _line(
+        f"input shape {tuple(d['input_shape'])} per sample, output {tuple(d['output_shape'])} "
+        f"({classes} classes), precision {d['precision_note']}, seed {d['seed']}"
+    )
+    _line(f"FLOPs: {FLOP_CONVENTION}")
+
+
+def _terms_table(est: ModelEstimate) -> Table:
     table = Table(title="estimated energy per sample = sum of E_i x C_i", title_justify="left")
     for column in ("part", "counted", "C_i", "E_i", "E_i x C_i"):
         table.add_column(column, justify="left" if column in ("part", "counted") else "right")
-    for t in per_sample.terms:
+    for t in est.per_sample(DENSE_HW).terms:
         unit = "B" if t.unit == "byte" else t.unit
         rate = (
             fmt_si(t.joules_per_unit, "W")
             if t.unit == "s"
             else fmt_si(t.joules_per_unit, f"J/{unit}")
         )
+        if t.cap_factor < 1:
+            rate += f" x {t.cap_factor:.3f} (power cap)"
         table.add_row(t.part, t.name, fmt_si(t.count, unit), rate, fmt_si(t.energy_j, "J"))
-    console.print(table)
+    return table
+
+
+def _print_totals(est: ModelEstimate) -> None:
+    per_sample = est.per_sample(DENSE_HW)
     b = per_sample.breakdown_j
-    console.print(
+    _line(
         f"estimated {fmt_si(per_sample.energy_j, 'J')} per sample = "
         f"compute {fmt_si(b['compute'], 'J')} + storage {fmt_si(b['storage'], 'J')} + "
-        f"communication {fmt_si(b['communication'], 'J')} + static {fmt_si(b['static'], 'J')}",
-        markup=False,
-        highlight=False,
+        f"communication {fmt_si(b['communication'], 'J')} + static {fmt_si(b['static'], 'J')}"
     )
     step = est.energy[DENSE_HW]
-    console.print(
-        f"duration per step: {fmt_si(step.duration_s, 's')} ({step.duration_source})",
-        markup=False,
-        highlight=False,
-    )
+    _line(f"duration per step: {fmt_si(step.duration_s, 's')} ({step.duration_source})")
+    if step.static is not None:
+        _line(f"static power {fmt_si(step.static.joules_per_unit, 'W')}: {step.static.source}")
+    if step.implied_power_w is not None:
+        cap = step.power_cap
+        bound = f" (maximum {fmt_si(cap.max_power_w, 'W')})" if cap is not None else ""
+        _line(f"implied average power {fmt_si(step.implied_power_w, 'W')}{bound}")
+
+
+def _accountings_table(d: dict) -> Table:
     acc = Table(title="accountings (estimates per sample)", title_justify="left")
     for column in ("accounting", "FLOPs", "memory", "energy", "meaning"):
         acc.add_column(column, justify="left" if column in ("accounting", "meaning") else "right")
@@ -115,22 +156,42 @@ def _print_estimate(est: ModelEstimate, title: str, notes: list[str]) -> None:
         )
     nz = d["accountings"][NONZERO_PARAMS]
     acc.add_row(NONZERO_PARAMS, "", "", f"{nz['nonzero_params']:,}", _MEANING[NONZERO_PARAMS])
-    console.print(acc)
+    return acc
+
+
+def _print_estimate(est: ModelEstimate, d: dict, title: str) -> None:
+    """The human-readable estimate: header, terms, totals, accountings, notes."""
+    _print_header(d, title)
+    console.print(_terms_table(est))
+    _print_totals(est)
+    console.print(_accountings_table(d))
     ops = sorted(d["flops_by_op_per_sample"].items(), key=lambda kv: -kv[1])
-    console.print(
+    _line(
         "FLOPs per sample by operator: "
-        + ", ".join(f"{op.removeprefix('aten.')} {fmt_si(flops, 'FLOP')}" for op, flops in ops),
-        markup=False,
-        highlight=False,
+        + ", ".join(f"{op.removeprefix('aten.')} {fmt_si(flops, 'FLOP')}" for op, flops in ops)
     )
-    console.print(
+    _line(
         f"density {d['density']:.3f} ({d['nonzero_params']:,} of {d['params']:,} parameters "
-        f"nonzero); counted on {d['counted_on']}",
-        markup=False,
-        highlight=False,
+        f"nonzero); counted on {d['counted_on']}"
     )
-    for note in notes:
-        console.print(f"note: {note}", markup=False, highlight=False)
+    for note in d["notes"]:
+        _line(f"note: {note}")
+
+
+def _input_shape(text: str | None) -> tuple[int, ...] | None:
+    """`C,H,W` (or any number of sizes) as a tuple of positive ints."""
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        shape = ()
+    if not shape or any(n < 1 for n in shape):
+        raise EnergyHarnessError(
+            f"--input-shape {text!r}: give one sample's sizes as positive integers separated "
+            "by commas, e.g. 3,224,224 (or 128 for a token sequence)"
+        )
+    return shape
 
 
 @user_errors
@@ -181,15 +242,28 @@ def estimate_command(
             help="Count a host-to-device copy of every batch (default: as the profile says).",
         ),
     ] = None,
+    precision: PrecisionOption = DEFAULT_PRECISION,
+    seed: SeedOption = DEFAULT_SEED,
+    input_shape: InputShapeOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object.")] = False,
 ) -> None:
     """Estimate the energy per sample of a model on a profiled target (no hardware needed)."""
     if mode not in MODES:
         raise EnergyHarnessError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+    check_precision(precision, "--precision")
+    shape = _input_shape(input_shape)
     from harness.estimate.model import estimate_model
     from harness.prepare.untrained import untrained_variant
 
-    net, example, notes = untrained_variant(model, variant, batch_size, _parse_params(param))
+    net, example, notes = untrained_variant(
+        model,
+        variant,
+        batch_size,
+        _parse_params(param),
+        seed=seed,
+        input_shape=shape,
+        precision=precision,
+    )
     est = estimate_model(
         net,
         example,
@@ -200,13 +274,14 @@ def estimate_command(
         world_size=world_size,
         optimizer=optimizer,
         memory_level=memory_level,
+        precision=precision,
     )
-    report = {"model": model, "variant": variant, **est.to_dict()}
+    report = {"model": model, "variant": variant, "seed": seed, **est.to_dict()}
     report["notes"] = [*notes, *report["notes"]]
     if as_json:
         print(json.dumps(report))
         return
-    _print_estimate(est, f"{model} [{variant}]", report["notes"])
+    _print_estimate(est, report, f"{model} [{variant}]")
 
 
 def register(app: typer.Typer) -> None:

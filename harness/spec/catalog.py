@@ -126,21 +126,46 @@ def model_spec(name: str) -> ModelSpec:
 
 
 def build_model(name: str, **kwargs: object) -> Any:
-    """Build a model by registry name or `package.module:factory`, randomly initialised."""
-    return model_spec(name).factory(**kwargs)
+    """Build a model by registry name or `package.module:factory`, randomly initialised.
+
+    Raises EnergyHarnessError, in one line naming the factory, when the factory raises or
+    returns something that is not a `torch.nn.Module`.
+    """
+    from torch import nn
+
+    factory = model_spec(name).factory
+    where = f"{getattr(factory, '__module__', '?')}:{getattr(factory, '__qualname__', factory)}"
+    try:
+        model = factory(**kwargs)
+    except EnergyHarnessError:
+        raise
+    except Exception as exc:  # a user's factory can fail in any way: one line, no traceback
+        args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise EnergyHarnessError(
+            f"model {name!r}: the factory {where}({args}) raised {type(exc).__name__}: "
+            f"{' '.join(str(exc).split())}; "
+            "fix the factory or the arguments it is given"
+        ) from exc
+    if not isinstance(model, nn.Module):
+        raise EnergyHarnessError(
+            f"model {name!r}: the factory {where} returned {type(model).__name__}, not a "
+            "torch.nn.Module; make it return the model"
+        )
+    return model
 
 
 def model_kwargs_for_input(
-    name: str, input_shape: tuple[int, ...], num_classes: int
+    name: str, input_shape: tuple[int, ...], num_classes: int | None
 ) -> dict[str, int]:
     """Keyword arguments that fit a model to a dataset's sample shape and class count.
 
-    Passes only what the factory accepts: `num_classes`; `in_channels` (shape[0]) for
-    conv nets; `in_features` (values per sample) for MLPs; `seq_len` for token models.
+    Passes only what the factory accepts: `num_classes` (unless None); `in_channels`
+    (shape[0]) for conv nets; `in_features` (values per sample) for MLPs; `seq_len` for
+    token models.
     """
     params = inspect.signature(model_spec(name).factory).parameters
     kwargs: dict[str, int] = {}
-    if "num_classes" in params:
+    if "num_classes" in params and num_classes is not None:
         kwargs["num_classes"] = int(num_classes)
     if "in_channels" in params and len(input_shape) == 3:
         kwargs["in_channels"] = int(input_shape[0])
@@ -151,12 +176,15 @@ def model_kwargs_for_input(
     return kwargs
 
 
-def example_input(name: str, batch_size: int, generator: Any = None) -> Any:
-    """A random batch of the model's input shape (tokens for sequence models)."""
+def example_input(
+    name: str, batch_size: int, generator: Any = None, input_shape: tuple[int, ...] | None = None
+) -> Any:
+    """A random batch of the model's input shape, or of `input_shape` (one sample's shape);
+    tokens for sequence models."""
     import torch
 
     spec = model_spec(name)
-    shape = (batch_size, *spec.input_shape)
+    shape = (batch_size, *(input_shape or spec.input_shape))
     if spec.input_dtype == torch.long:
         return torch.randint(0, spec.vocab_size or 1000, shape, generator=generator)
     return torch.randn(shape, generator=generator)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -162,3 +163,61 @@ def test_a_profile_fitted_to_modelled_energy_says_so(tmp_path):
     assert "MODELLED" in report["energy_label"]
     profile = load_profile(out)
     assert "MODELLED" in profile.static.source and "MODELLED" in profile.derivation
+
+
+def test_an_estimate_says_its_shapes_precision_seed_and_flop_convention():
+    lenet = _estimate("lenet5")
+    assert lenet["input_shape"] == [1, 32, 32] and lenet["output_shape"] == [10]
+    assert lenet["num_classes"] == 10 and lenet["precision"] == "fp32" and lenet["seed"] == 0
+    assert "1 multiply-add = 2 FLOPs" in lenet["flop_convention"]
+    assert "MACs" in lenet["flop_convention"]
+    # three input channels: conv1 does 3x its 28x28x6x25 multiply-adds, 2 FLOPs each
+    colour = _estimate("lenet5", "--input-shape", "3,32,32")
+    assert colour["input_shape"] == [3, 32, 32]
+    assert colour["flops_per_sample"] == 833_040 + 2 * 2 * 28 * 28 * 6 * 25
+    mlp = _estimate("mlp")
+    assert mlp["input_shape"] == [1, 28, 28] and mlp["params"] == 266_610
+    text = runner.invoke(app, ["estimate", "lenet5", "--seed", "3"]).stdout
+    flat = " ".join(text.split())
+    assert "input shape (1, 32, 32) per sample" in flat and "seed 3" in flat
+    assert "1 multiply-add = 2 FLOPs" in flat and "precision fp32" in flat
+
+
+def test_a_pruned_estimate_is_the_same_call_after_call():
+    args = ("lenet5", "--variant", "magnitude", "--param", "sparsity=0.9")
+    runs = [_estimate(*args) for _ in range(3)]
+    ideal = [r["accountings"]["sparse-ideal"]["flops_per_sample"] for r in runs]
+    assert ideal[0] == ideal[1] == ideal[2]
+    assert runs[0] == runs[1]
+    other = _estimate(*args, "--seed", "1")["accountings"]["sparse-ideal"]["flops_per_sample"]
+    assert other != ideal[0]
+
+
+def test_precision_option_prices_the_flops_of_its_path():
+    bf16 = _estimate("lenet5", "--profile", "h200-class", "--precision", "bf16")
+    assert set(bf16["flops_by_dtype_per_sample"]) == {"bf16"}
+    assert bf16["breakdown_j"]["compute"] == pytest.approx(833_040 * 0.73e-12)
+    result = runner.invoke(app, ["estimate", "lenet5", "--precision", "fp8"])
+    assert result.exit_code == 2 and "allowed: fp32, tf32, bf16, fp16" in result.stderr
+
+
+@pytest.mark.parametrize("shape", ["3,x,32", "0,32,32", ""])
+def test_a_bad_input_shape_is_one_line(shape):
+    result = runner.invoke(app, ["estimate", "lenet5", "--input-shape", shape])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.count("\n") == 1 and "--input-shape" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("factory", "what"),
+    [
+        ("user_models:raises", "raised ValueError: hidden size must be even, got 3"),
+        ("user_models:not_a_module", "returned dict, not a torch.nn.Module"),
+    ],
+)
+def test_a_failing_user_factory_is_one_line_naming_it(monkeypatch, factory, what):
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "run"))
+    result = runner.invoke(app, ["estimate", factory])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.count("\n") == 1
+    assert factory in result.stderr and what in result.stderr

@@ -22,3 +22,13 @@ def broken(**kwargs: object) -> nn.Module:
 
 
 broken.input_shape = (1, 32, 32)
+
+
+def raises(**_: object) -> nn.Module:
+    """A factory that fails while building the model."""
+    raise ValueError("hidden size must be even,\ngot 3")
+
+
+def not_a_module(**_: object) -> object:
+    """A factory that returns something other than a model."""
+    return {"weights": [1, 2, 3]}
