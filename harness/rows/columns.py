@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from harness.estimate.names import DENSE_HW, SPARSE_IDEAL
 
-CASE_ID_COLUMNS = ["run_id", "case_id", "model", "variant", "mode", "batch_size", "device"]
+CASE_ID_COLUMNS = [
+    "run_id",
+    "case_id",
+    "model",
+    "variant",
+    "mode",
+    "batch_size",
+    "device",
+    "precision",
+]
 ESTIMATE_PARTS = ("energy_j_per_sample", "compute_j", "storage_j", "communication_j", "static_j")
 FLOP_DTYPES = ("fp64", "fp32", "fp16", "bf16", "int32", "int8")
 
@@ -43,6 +52,7 @@ MEASUREMENT_COLUMNS = [
     "energy_j_per_sample",
     "valid",
     "note",
+    "precision",
 ]
 
 CASE_COLUMNS = [
@@ -97,4 +107,6 @@ CASE_COLUMNS = [
     "started_utc",
     "finished_utc",
     "world_size",  # ddp-training: ranks over all nodes (empty for single-process cases)
+    "precision",
+    "flops_tf32",
 ]

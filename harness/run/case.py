@@ -106,6 +106,7 @@ def estimate_case(
         mode="inference" if case.mode == "inference" else "training",
         duration_s=fig.latency_s,
         world_size=fig.world_size,
+        precision=case.precision,
     )
 
 
@@ -149,9 +150,11 @@ def run_case(ctx: CaseContext, case: Case) -> dict[str, Any]:
     )
     if case.mode == "training":
         check_trainable(prepared.variant)
-        step = training_step(prepared.model, inputs, labels, variant=case.variant)
+        step = training_step(
+            prepared.model, inputs, labels, variant=case.variant, precision=case.precision
+        )
     else:
-        step = inference_step(prepared.model, inputs)
+        step = inference_step(prepared.model, inputs, case.precision)
     iterations = calibrate_iterations(step, ctx.min_window_s, warmup_iterations=s.warmup_iterations)
     totals = []
     peer = CodecarbonPeer(ctx.carbon.country) if ctx.peer == "codecarbon" else None

@@ -36,6 +36,7 @@ from harness.run.options import RunOptions, shard_cases
 from harness.spec.case import Case
 from harness.spec.suite import Suite, parse_suite
 from harness.spec.variants import VariantUnsupported
+from harness.workloads.precision import PrecisionUnsupported, check_precision_supported
 from probes.base import ProbeOptions
 
 CaseDone = Callable[[Case, dict[str, Any]], None]
@@ -219,6 +220,7 @@ def _run_all(
 def run_one(ctx: CaseContext, case: Case) -> dict[str, Any]:
     """Measure one case (single-process or distributed); its cases.csv row. Raises."""
     check_device(case.device)
+    check_precision_supported(case.precision, case.device, case.variant)
     if case.mode == "ddp-training":
         return run_ddp_case(ctx, case)
     return run_case(ctx, case)
@@ -229,7 +231,7 @@ def _case_row_or_failure(ctx: CaseContext, case: Case) -> dict[str, Any]:
     started = utc_now_iso()
     try:
         return run_one(ctx, case)
-    except (VariantUnsupported, DeviceUnavailable) as exc:
+    except (VariantUnsupported, DeviceUnavailable, PrecisionUnsupported) as exc:
         return failed_case_row(ctx.run_id, case, "skipped", str(exc), started)
     except (KeyboardInterrupt, SystemExit):
         raise

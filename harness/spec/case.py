@@ -20,6 +20,7 @@ class Case:
     batch_size: int
     device: str
     model_options: tuple[tuple[str, Any], ...] = ()
+    precision: str = "fp32"  # the suite's precision (not part of case_id: runs compare)
 
     @property
     def variant_label(self) -> str:
@@ -40,4 +41,5 @@ class Case:
             "mode": self.mode,
             "batch_size": self.batch_size,
             "device": self.device,
+            "precision": self.precision,
         }

@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from harness.errors import EnergyHarnessError
+from harness.spec.precision import DEFAULT_PRECISION, check_precision
 
 MODES = ("inference", "training", "ddp-training")
 
@@ -40,6 +41,7 @@ class SuiteSettings:
     peer: str | None = None
     nproc_per_node: int = 2  # ddp-training: ranks per node
     nnodes: int = 1
+    precision: str = DEFAULT_PRECISION  # fp32 | tf32 | bf16 | fp16 (harness.spec.precision)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (tuples as lists), for run records."""
@@ -130,6 +132,7 @@ def check_settings(source: str, raw: dict[str, Any]) -> SuiteSettings:
             raise fail(source, f"suite.{key}", f"must be >= 0, got {getattr(settings, key)!r}")
     if settings.peer not in (None, "codecarbon"):
         raise fail(source, "suite.peer", f"allowed: codecarbon, got {settings.peer!r}")
+    check_precision(settings.precision, f"{source}: suite.precision")
     return settings
 
 

@@ -121,7 +121,17 @@ def _model_cases(source: str, i: int, entry: Any, settings: SuiteSettings) -> li
         raise fail(source, f"{where}.options", "expected a table of factory arguments")
     variants = _variants(source, f"{where}.variants", entry.get("variants", ["dense"]))
     return [
-        Case(name, dataset, variant, params, mode, batch, device, tuple(sorted(options.items())))
+        Case(
+            name,
+            dataset,
+            variant,
+            params,
+            mode,
+            batch,
+            device,
+            tuple(sorted(options.items())),
+            settings.precision,
+        )
         for (variant, params), mode, batch, device in itertools.product(
             variants, modes, batch_sizes, devices
         )

@@ -1,6 +1,7 @@
 """Workload steps: plain callables `step() -> samples processed`, so the meter stays out of
 the hot path. An inference step is one forward pass; a training step is forward,
-cross-entropy, backward and an SGD update on one fixed batch."""
+cross-entropy, backward and an SGD update on one fixed batch. Both run at a precision
+(`harness.workloads.precision`: autocast for bf16/fp16, TF32 switches on CUDA)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import torch
 from torch import nn
 
 from harness.errors import EnergyHarnessError
+from harness.spec.precision import FP16, FP32
 from harness.spec.train_config import TrainConfig
 from harness.spec.variants import VariantUnsupported
+from harness.workloads.precision import autocast, math_mode, precision_context
 
 Step = Callable[[], int]
 
@@ -34,13 +37,14 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
     )
 
 
-def inference_step(model: nn.Module, inputs: torch.Tensor) -> Step:
-    """A step that runs one forward pass of `model` (eval mode, inference mode) on `inputs`."""
+def inference_step(model: nn.Module, inputs: torch.Tensor, precision: str = FP32) -> Step:
+    """A step that runs one forward pass of `model` (eval mode, inference mode) on `inputs`,
+    at `precision` (checked beforehand with `check_precision_supported`)."""
     model.eval()
     batch = len(inputs)
 
     def step() -> int:
-        with torch.inference_mode():
+        with torch.inference_mode(), precision_context(precision, inputs.device):
             model(inputs)
         return batch
 
@@ -55,13 +59,16 @@ def training_step(
     *,
     copy_model: bool = True,
     variant: str = "",
+    precision: str = FP32,
 ) -> Step:
     """A step that runs forward, cross-entropy, backward and an SGD update on one batch.
 
     Works on a copy of `model` unless `copy_model=False`, so the prepared model is not
     changed. Pruning is not enforced: repeated steps let zeroed weights grow back (the
-    arithmetic per step is the same on dense hardware). Raises VariantUnsupported for a
-    model without trainable parameters (dynamic int8 models run inference only).
+    arithmetic per step is the same on dense hardware). The forward pass and the loss run
+    at `precision` (fp16 with a gradient scaler, as mixed-precision training does).
+    Raises VariantUnsupported for a model without trainable parameters (dynamic int8
+    models run inference only).
     """
     if not any(p.requires_grad for p in model.parameters()):
         raise VariantUnsupported(
@@ -73,11 +80,17 @@ def training_step(
     optimizer = make_optimizer(model, config or TrainConfig())
     criterion = nn.CrossEntropyLoss()
     batch = len(inputs)
+    device = inputs.device
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == FP16)
 
     def step() -> int:
-        optimizer.zero_grad(set_to_none=True)
-        criterion(model(inputs), labels).backward()
-        optimizer.step()
+        with math_mode(precision, device):
+            optimizer.zero_grad(set_to_none=True)
+            with autocast(precision, device):
+                loss = criterion(model(inputs), labels)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
         return batch
 
     return step

@@ -78,6 +78,7 @@ def _case_file(
             "data_root": s.data_root,
             "warmup_iterations": s.warmup_iterations,
             "repetitions": s.repetitions,
+            "precision": case.precision,
         },
         "world_size": s.nproc_per_node * s.nnodes,
         "nproc_per_node": s.nproc_per_node,

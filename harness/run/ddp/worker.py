@@ -163,7 +163,10 @@ def _rank_step(spec: dict[str, Any], me: _Rank, on_gpu: bool) -> Step:
         device_ids=[me.local_rank] if on_gpu else None,
         process_group=ddp_group,
     )
-    return training_step(model, inputs, labels, copy_model=False, variant=case["variant"])
+    precision = spec["settings"]["precision"]
+    return training_step(
+        model, inputs, labels, copy_model=False, variant=case["variant"], precision=precision
+    )
 
 
 def _rank_meter(spec: dict[str, Any], me: _Rank, on_gpu: bool) -> EnergyMeter | None:

@@ -52,6 +52,10 @@ def test_bundled_suites_parse():
         ("[carbon]\npue = 'high'\n[[models]]\nname = 'lenet5'", "carbon.pue: expected a float"),
         ("[suite]\nname = 'x'", "models: the suite needs at least one"),
         ("[suite\n", "not valid TOML"),
+        (
+            "[suite]\nprecision = 'fp8'\n[[models]]\nname = 'lenet5'",
+            "suite.precision: unknown precision 'fp8'; allowed: fp32, tf32, bf16, fp16",
+        ),
     ],
 )
 def test_bad_suites_name_file_key_and_fix(text, expected):
@@ -72,3 +76,12 @@ def test_missing_suite_file_is_a_clear_error(tmp_path):
         load_suite(str(tmp_path / "none.toml"))
     with pytest.raises(EnergyHarnessError, match="bundled suites: default, gpu"):
         load_suite("nightly")
+
+
+def test_the_suite_precision_reaches_every_case_and_its_columns():
+    suite = parse_suite("[suite]\nprecision = 'bf16'\n[[models]]\nname = 'lenet5'", "s.toml")
+    assert suite.settings.precision == "bf16"
+    (case,) = suite.cases
+    assert case.precision == "bf16" and case.columns("run")["precision"] == "bf16"
+    assert "bf16" not in case.case_id  # runs at two precisions compare case by case
+    assert parse_suite(GOOD, "good.toml").cases[0].precision == "fp32"  # the default
