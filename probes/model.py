@@ -87,6 +87,18 @@ def lookup_tdp_w(cpu_name: str, table: Path | None) -> tuple[float | None, str]:
     return None, f"{cpu_name!r} is not in {table.name}"
 
 
+def cpu_tdp_w(cpu_name: str, threads: int) -> tuple[float, str]:
+    """TDP (W) of the CPU and where it came from: codecarbon's table, else its default of
+    4 W per logical CPU (`threads` of them)."""
+    tdp_w, where = lookup_tdp_w(cpu_name, codecarbon_cpu_table())
+    if tdp_w is not None:
+        return tdp_w, where
+    return DEFAULT_W_PER_THREAD * threads, (
+        f"default {DEFAULT_W_PER_THREAD:g} W per logical CPU x {threads} "
+        f"(codecarbon's default; {where})"
+    )
+
+
 def descendants(pid: int) -> list[int]:
     """`pid` and all its live descendants.
 
@@ -123,15 +135,7 @@ class ModelProbe(Probe):
         self.pid = self.options.pid or os.getpid()
         self.threads = psutil.cpu_count(logical=True) or 1
         self.cpu_name = cpu_model_name()
-        tdp_w, where = lookup_tdp_w(self.cpu_name, codecarbon_cpu_table())
-        if tdp_w is None:
-            self.tdp_w = DEFAULT_W_PER_THREAD * self.threads
-            self.tdp_source = (
-                f"default {DEFAULT_W_PER_THREAD:g} W per logical CPU x {self.threads} "
-                f"(codecarbon's default; {where})"
-            )
-        else:
-            self.tdp_w, self.tdp_source = tdp_w, where
+        self.tdp_w, self.tdp_source = cpu_tdp_w(self.cpu_name, self.threads)
         self.w_per_thread = self.tdp_w / self.threads
         self._cpu_s = 0.0
         self._ram_j = 0.0

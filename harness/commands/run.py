@@ -13,6 +13,7 @@ from rich.table import Table
 
 from harness.commands.common import PowercapRoot, ProbeNames, user_errors
 from harness.measure.sources import source_label
+from harness.rows.cases import ESTIMATE_ERROR_DEFINITION
 from harness.rows.csvfile import read_rows
 
 console = Console()
@@ -26,8 +27,14 @@ def _fmt(value: str, scale: float = 1.0, digits: int = 3) -> str:
 
 
 def summary_table(run_dir: Path) -> Table:
-    """One row per case: accuracy, energy per sample with its CI and source, the estimate."""
-    table = Table(title=f"summary of {run_dir}", title_justify="left")
+    """One row per case: accuracy, energy per sample with its CI and source, the estimate
+    and its error (cases.csv's, defined once in ESTIMATE_ERROR_DEFINITION)."""
+    table = Table(
+        title=f"summary of {run_dir}",
+        title_justify="left",
+        caption="est mJ: ESTIMATED (analytic, dense-hw). err %: " + ESTIMATE_ERROR_DEFINITION,
+        caption_justify="left",
+    )
     for column in ("case", "acc %", "mJ/sample (95% CI)", "source", "est mJ", "err %"):
         table.add_column(column, overflow="fold")
     for row in read_rows(run_dir / "cases.csv"):

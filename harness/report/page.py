@@ -32,6 +32,7 @@ from harness.report.plots import (
     plot_timeline,
 )
 from harness.report.views import ESTIMATE_COLUMNS, CaseView, build_cases
+from harness.rows.cases import ESTIMATE_ERROR_DEFINITION
 from harness.rows.csvfile import read_rows
 from harness.rows.repetitions import load_run_repetitions
 
@@ -185,9 +186,10 @@ def _cases_table(cases: list[CaseView]) -> str:
         rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
     rows.append("</table>")
     rows.append(
-        "<p class='small'>Estimate error = (estimated dense-hw − measured) / measured, from "
-        "cases.csv; * = computed here because cases.csv has none. CO2 = measured energy "
-        "(kWh) × carbon intensity × PUE.</p>"
+        f"<p class='small'>{_esc(ESTIMATE_ERROR_DEFINITION[0].upper())}"
+        f"{_esc(ESTIMATE_ERROR_DEFINITION[1:])} From cases.csv; * = computed here, by the "
+        "same definition, because cases.csv has none. The scatter plot below shows the same "
+        "two figures. CO2 = measured energy (kWh) × carbon intensity × PUE.</p>"
     )
     return "\n".join(rows)
 

@@ -38,21 +38,31 @@ def _bar_width_in(n: int) -> float:
     return min(max(8.0, 0.55 * n + 5.0), 40.0)  # room for the legend on the right
 
 
+def estimate_points(cases: list[CaseView], column: str) -> list[tuple[CaseView, float, float]]:
+    """(case, estimated, measured) J per sample of the finished cases with both figures:
+    the two totals the estimate error compares (for the dense-hw column)."""
+    points = []
+    for c in cases:
+        est = c.estimates_j_per_sample.get(column, math.nan)
+        if c.ok and est > 0 and c.mean_j_per_sample > 0:
+            points.append((c, est, c.mean_j_per_sample))
+    return points
+
+
 def plot_measured_vs_estimated(cases: list[CaseView]) -> str | None:
-    """Log-log scatter: estimated (x) vs measured (y) energy per sample, with y = x."""
+    """Log-log scatter: estimated (x) vs measured (y) energy per sample, with y = x; a
+    point right of the line is an estimate above the measurement (a positive error)."""
     from matplotlib.lines import Line2D
 
     fig, (ax,) = _figure(7.5, 6.0)
     values: list[float] = []
     for column, (accounting, marker) in ESTIMATE_COLUMNS.items():
+        points = estimate_points(cases, column)
         for hollow in (False, True):
-            xs, ys, labels = [], [], []
-            for c in cases:
-                est = c.estimates_j_per_sample.get(column, math.nan)
-                if c.ok and c.modelled == hollow and est > 0 and c.mean_j_per_sample > 0:
-                    xs.append(est)
-                    ys.append(c.mean_j_per_sample)
-                    labels.append(f"#{c.index}")
+            chosen = [(c, x, y) for c, x, y in points if c.modelled == hollow]
+            xs = [x for _, x, _ in chosen]
+            ys = [y for _, _, y in chosen]
+            labels = [f"#{c.index}" for c, _, _ in chosen]
             if not xs:
                 continue
             color = "C0" if accounting == "dense-hw" else "C1"
@@ -76,9 +86,9 @@ def plot_measured_vs_estimated(cases: list[CaseView]) -> str | None:
     ax.set_yscale("log")
     ax.set_xlim(low, high)
     ax.set_ylim(low, high)
-    ax.set_xlabel("estimated energy per sample (J, analytic estimate)")
-    ax.set_ylabel("measured energy per sample (J, mean over repetitions)")
-    ax.set_title("measured vs estimated energy per sample")
+    ax.set_xlabel("ESTIMATED energy per sample (J, analytic, static part included)")
+    ax.set_ylabel("measured energy per sample (J, mean over repetitions, idle included)")
+    ax.set_title("measured vs estimated (right of y = x: estimate above measurement)")
     handles = [
         Line2D([], [], marker=m, linestyle="", color="C0" if a == "dense-hw" else "C1", label=a)
         for a, m in ESTIMATE_COLUMNS.values()

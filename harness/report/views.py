@@ -12,14 +12,16 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from harness.measure.sources import combine_sources, is_modelled
+from harness.rows.cases import estimate_error_pct
 from harness.rows.csvfile import parse_bool, parse_float
 from harness.rows.repetitions import CaseRepetitions
 from harness.rows.stats import summarize
 
 K = TypeVar("K", bound=Hashable)
 
+DENSE_HW_COLUMN = "est_dense_hw_energy_j_per_sample"  # what the estimate error compares
 ESTIMATE_COLUMNS = {
-    "est_dense_hw_energy_j_per_sample": ("dense-hw", "o"),
+    DENSE_HW_COLUMN: ("dense-hw", "o"),
     "est_sparse_ideal_energy_j_per_sample": ("sparse-ideal", "^"),
 }
 ESTIMATE_PARTS = ("compute", "storage", "communication", "static")
@@ -165,12 +167,11 @@ def _fill_measured(view: CaseView, sources: set[str]) -> None:
         view.n = summary.n
     elif view.n == 0:
         view.n = len(values)
-    dense = view.estimates_j_per_sample.get("est_dense_hw_energy_j_per_sample", math.nan)
-    if not math.isfinite(view.estimate_error_pct) and view.mean_j_per_sample > 0:
-        if math.isfinite(dense):
-            view.estimate_error_pct = (dense - view.mean_j_per_sample) / view.mean_j_per_sample
-            view.estimate_error_pct *= 100
-            view.estimate_error_computed = True
+    dense = view.estimates_j_per_sample.get(DENSE_HW_COLUMN, math.nan)
+    if not math.isfinite(view.estimate_error_pct):
+        error = estimate_error_pct(dense, view.mean_j_per_sample)
+        if error is not None:  # the one definition, as cases.csv would have it
+            view.estimate_error_pct, view.estimate_error_computed = error, True
 
 
 def pareto_front(points: Sequence[tuple[K, float, float]]) -> list[K]:

@@ -19,7 +19,7 @@ from harness.prepare.pipeline import PreparedModel
 from harness.rows.carbon import CarbonSettings
 from harness.rows.columns import estimate_prefix
 from harness.rows.measurements import RepetitionTotal
-from harness.rows.stats import Summary, summarize
+from harness.rows.stats import Summary, finite_values, mean_std, summarize
 from harness.spec.case import Case
 
 
@@ -36,6 +36,7 @@ class CaseFigures:
     source: str  # what the measured total is made of
     samples_per_step: int  # over all ranks
     world_size: int = 1
+    idle_power_w: float = math.nan  # idle baseline of the counted domains; NaN without one
 
 
 def case_figures(
@@ -52,6 +53,7 @@ def case_figures(
         source=combine_sources(s for t in totals for s in t.sources),
         samples_per_step=samples_per_step,
         world_size=world_size,
+        idle_power_w=mean_std(finite_values([t.idle_power_w for t in totals]))[0],
     )
 
 
@@ -63,7 +65,13 @@ def params_text(params: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> str:
 
 def estimate_columns(est: ModelEstimate, steps: int) -> dict[str, Any]:
     """Estimate per sample per accounting, and the counts of `steps` steps (one window)."""
-    row: dict[str, Any] = {"estimate_profile": est.profile.name}
+    step = est.energy[DENSE_HW]
+    row: dict[str, Any] = {
+        "estimate_profile": est.profile.name,
+        "estimate_static_power_w": None if step.static is None else step.static.joules_per_unit,
+        "estimate_static_source": "" if step.static is None else step.static.source,
+        "estimate_power_capped": step.power_cap is not None and step.power_cap.capped,
+    }
     for acc in (DENSE_HW, SPARSE_IDEAL):
         per_sample = est.per_sample(acc)
         prefix = estimate_prefix(acc)
@@ -80,25 +88,26 @@ def estimate_columns(est: ModelEstimate, steps: int) -> dict[str, Any]:
     return row
 
 
-def estimate_error_pct(
-    estimated_j: float,
-    estimated_static_j: float,
-    measured_j: float,
-    measured_dynamic_j: float | None,
-) -> float | None:
-    """(estimated - measured) / measured x 100, like with like.
+ESTIMATE_ERROR_DEFINITION = (
+    "estimate error = (estimated - measured) / measured x 100, totals against totals: the "
+    "dense-hw estimate per sample (static part included) against the measured energy per "
+    "sample (mean over repetitions, idle included); negative = the estimate is below the "
+    "measurement. With an idle baseline the estimate's static part is the measured idle "
+    "power, so both totals hold the same idle energy."
+)
 
-    With an idle baseline (`measured_dynamic_j` finite) the estimate's dynamic part is
-    compared with the measured energy above idle; otherwise totals with totals. None
-    where the measured figure is zero or unknown.
+
+def estimate_error_pct(estimated_j: float, measured_j: float) -> float | None:
+    """(estimated - measured) / measured x 100, totals against totals (see
+    ESTIMATE_ERROR_DEFINITION); the one definition cases.csv, the CLI and the report use.
+
+    None where either figure is missing or not finite, or the measured one is zero.
     """
-    if measured_dynamic_j is not None and math.isfinite(measured_dynamic_j):
-        estimated, measured = estimated_j - estimated_static_j, measured_dynamic_j
-    else:
-        estimated, measured = estimated_j, measured_j
-    if not measured or not math.isfinite(measured):
+    if estimated_j is None or measured_j is None:
         return None
-    return (estimated - measured) / measured * 100
+    if not (math.isfinite(estimated_j) and math.isfinite(measured_j)) or measured_j == 0:
+        return None
+    return (estimated_j - measured_j) / measured_j * 100
 
 
 def measured_case_row(
@@ -109,20 +118,15 @@ def measured_case_row(
     fig: CaseFigures,
     carbon: CarbonSettings,
     *,
-    idle_baseline: bool,
     started: str,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The cases.csv row of a measured case: figures, the estimate, its error, CO2."""
     # counts of one window of the whole job: every rank runs `iterations` steps
     row = estimate_columns(est, fig.iterations * fig.world_size)
-    prefix = estimate_prefix(DENSE_HW)
     energy, dynamic = fig.energy, fig.dynamic
     error_pct = estimate_error_pct(
-        row[prefix + "energy_j_per_sample"],
-        row.get(prefix + "static_j", 0.0),
-        energy.mean,
-        dynamic.mean if idle_baseline else None,
+        row[estimate_prefix(DENSE_HW) + "energy_j_per_sample"], energy.mean
     )
     report = prepared.report
     row.update(

@@ -109,4 +109,8 @@ CASE_COLUMNS = [
     "world_size",  # ddp-training: ranks over all nodes (empty for single-process cases)
     "precision",
     "flops_tf32",
+    "estimate_profile_note",
+    "estimate_static_power_w",
+    "estimate_static_source",
+    "estimate_power_capped",
 ]

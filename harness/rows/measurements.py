@@ -81,6 +81,7 @@ class RepetitionTotal:
     iterations: int  # per rank
     duration_s: float  # the longest rank's window
     sources: frozenset[str] = field(default_factory=frozenset)
+    idle_power_w: float = math.nan  # idle baseline of the counted domains; NaN without one
 
     @property
     def source(self) -> str:
@@ -90,7 +91,7 @@ class RepetitionTotal:
 
 def repetition_total(ranks: list[Mapping[str, Any]]) -> RepetitionTotal:
     """Add up one repetition's ranks (each domain is owned by one rank: no double count)."""
-    energy = dynamic = 0.0
+    energy = dynamic = idle_w = 0.0
     sources: set[str] = set()
     for record in ranks:
         for d in record["domains"]:
@@ -100,6 +101,8 @@ def repetition_total(ranks: list[Mapping[str, Any]]) -> RepetitionTotal:
             energy += math.nan if d["energy_j"] is None else d["energy_j"]
             dyn = d.get("dynamic_energy_j")
             dynamic += math.nan if dyn is None else dyn
+            idle = d.get("idle_power_w")
+            idle_w += math.nan if idle is None else idle
     return RepetitionTotal(
         energy_j=energy if sources else math.nan,
         dynamic_energy_j=dynamic if sources else math.nan,
@@ -107,4 +110,5 @@ def repetition_total(ranks: list[Mapping[str, Any]]) -> RepetitionTotal:
         iterations=max(int(r["iterations"]) for r in ranks),
         duration_s=max(float(r["duration_s"]) for r in ranks),
         sources=frozenset(sources),
+        idle_power_w=idle_w if sources else math.nan,
     )

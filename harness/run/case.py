@@ -8,14 +8,17 @@ window ends; the case row is returned for cases.csv. `ddp-training` cases go to
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.estimate.auto import auto_profile
+from harness.estimate.auto import AutoProfile, auto_profile
 from harness.estimate.model import ModelEstimate, estimate_model
+from harness.estimate.profiles import StaticPower
 from harness.measure.clock import utc_now_iso
 from harness.measure.meter import EnergyMeter
+from harness.measure.sources import source_label
 from harness.prepare.cache import ModelCache
 from harness.prepare.pipeline import PreparedModel, prepare_model
 from harness.rows.carbon import CarbonSettings
@@ -46,6 +49,7 @@ class CaseContext:
     peer: str | None = None
     log: Callable[[str], None] = lambda message: None
     datasets: dict[tuple[str, str], DatasetSplits] = field(default_factory=dict)
+    auto_profiles: dict[str, AutoProfile] = field(default_factory=dict)
 
     def dataset(self, case: Case) -> DatasetSplits:
         """The case's dataset, loaded once per run."""
@@ -94,20 +98,52 @@ def prepare_case(
     )
 
 
+def case_profile(ctx: CaseContext, case: Case) -> AutoProfile | str:
+    """The suite's estimate profile, or for `auto` the one that fits the case's device
+    (chosen once per device per run, and said in the log)."""
+    name = ctx.suite.settings.estimate_profile
+    if name != "auto":
+        return name
+    if case.device not in ctx.auto_profiles:
+        ctx.auto_profiles[case.device] = chosen = auto_profile(case.device)
+        ctx.log(f"estimate profile for {case.device}: {chosen.note}")
+    return ctx.auto_profiles[case.device]
+
+
+def idle_static_power(ctx: CaseContext, fig: CaseFigures) -> StaticPower | None:
+    """The run's measured idle power as the estimate's static power (per rank), or None
+    without an idle baseline."""
+    if not ctx.meter.idle_power_w or not math.isfinite(fig.idle_power_w):
+        return None
+    ranks = f" / {fig.world_size} ranks" if fig.world_size > 1 else ""
+    return StaticPower(
+        fig.idle_power_w / fig.world_size,
+        f"idle baseline of this run: {fig.idle_power_w:.4g} W{ranks}, the idle power of the "
+        f"domains the measured total adds ({source_label(fig.source)})",
+    )
+
+
 def estimate_case(
     ctx: CaseContext, case: Case, prepared: PreparedModel, inputs: Any, fig: CaseFigures
-) -> ModelEstimate:
-    """The analytic estimate of one step, with the measured step time for the static part."""
-    profile = ctx.suite.settings.estimate_profile
-    return estimate_model(
+) -> tuple[ModelEstimate, str]:
+    """The analytic estimate of one step at the case's precision, with the measured step
+    time and (with an idle baseline) the measured idle power for the static part; and the
+    note of an `auto` profile ("" otherwise)."""
+    chosen = case_profile(ctx, case)
+    profile, note = (
+        (chosen.profile, chosen.note) if isinstance(chosen, AutoProfile) else (chosen, "")
+    )
+    est = estimate_model(
         prepared.model,
         inputs,
-        auto_profile(case.device) if profile == "auto" else profile,
+        profile,
         mode="inference" if case.mode == "inference" else "training",
         duration_s=fig.latency_s,
         world_size=fig.world_size,
         precision=case.precision,
+        static=idle_static_power(ctx, fig),
     )
+    return est, note
 
 
 def case_row(
@@ -120,16 +156,16 @@ def case_row(
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The cases.csv row of a measured case (single-process or distributed)."""
+    est, note = estimate_case(ctx, case, prepared, inputs, fig)
     return measured_case_row(
         ctx.run_id,
         case,
         prepared,
-        estimate_case(ctx, case, prepared, inputs, fig),
+        est,
         fig,
         ctx.carbon,
-        idle_baseline=bool(ctx.meter.idle_power_w),
         started=started,
-        extra=extra,
+        extra={"estimate_profile_note": note, **(extra or {})},
     )
 
 

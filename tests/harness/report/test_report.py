@@ -261,3 +261,29 @@ def test_report_command_prints_the_path_last(tmp_path):
     missing = CliRunner().invoke(app, ["report", str(tmp_path / "nope")])
     assert missing.exit_code == 2
     assert "does not exist" in missing.output
+
+
+def test_the_table_footnote_and_scatter_say_one_thing(tmp_path):
+    from harness.report.page import render_report
+    from harness.report.plots import estimate_points
+    from harness.report.views import DENSE_HW_COLUMN
+    from harness.rows.cases import ESTIMATE_ERROR_DEFINITION
+    from harness.rows.repetitions import load_run_repetitions
+
+    run = make_run(tmp_path / "run")
+    html = render_report(run)
+    # cases.csv has no error here: computed by the one definition, (1.5 - 2.0) / 2.0 for
+    # case #1 (estimate below the measurement), (1.5 - 1.0) / 1.0 for case #3 (above)
+    assert ">-25.0 *<" in html and ">+50.0 *<" in html
+    assert html.count("totals against totals") == 1  # the definition, stated once
+    assert ESTIMATE_ERROR_DEFINITION[1:60] in html
+    views = build_cases(
+        read_rows(run / "cases.csv"),
+        read_rows(run / "measurements.csv"),
+        load_run_repetitions(run)[0],
+    )
+    points = estimate_points(views, DENSE_HW_COLUMN)
+    assert len(points) == 7
+    for view, estimated, measured in points:
+        # the scatter's two figures are the table's: same sign, same size of the error
+        assert view.estimate_error_pct == pytest.approx(100 * (estimated - measured) / measured)

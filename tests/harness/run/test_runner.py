@@ -305,3 +305,95 @@ def test_bad_run_settings_fail_before_a_run_directory_is_made(options, tmp_path)
     with pytest.raises(EnergyHarnessError, match="unknown probe 'nope'"):
         run_suite(suite, bad_probe, out=tmp_path / "b")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_the_static_term_is_the_measured_idle_power(default_run):
+    rows = read_rows(default_run / "measurements.csv")
+    ok = [r for r in read_rows(default_run / "cases.csv") if r["status"] == "ok"]
+    assert ok
+    for case in ok:
+        idle_w = sum(
+            float(r["idle_power_w"])
+            for r in rows
+            if r["case_id"] == case["case_id"]
+            and r["in_total"] == "true"
+            and r["repetition"] == "0"
+        )
+        assert idle_w == pytest.approx(PACKAGE_W + DRAM_W, rel=0.03)
+        assert float(case["estimate_static_power_w"]) == pytest.approx(idle_w, rel=1e-6)
+        assert case["estimate_static_source"].startswith("idle baseline of this run")
+        # the fake machine draws 25 W idle or busy: the estimate's static part (idle power x
+        # step time / batch) is then the whole measured energy per sample
+        assert float(case["est_dense_hw_static_j"]) == pytest.approx(
+            float(case["energy_j_per_sample_mean"]), rel=0.03
+        )
+        # `auto` chose the server profile scaled to this CPU, and said so
+        assert case["estimate_profile"].startswith("x86-server-cpu@")
+        assert case["estimate_profile_note"].startswith("auto: CPU")
+        assert case["precision"] == "fp32" and case["estimate_power_capped"] == "false"
+    assert {r["precision"] for r in rows} == {"fp32"}
+
+
+def test_one_error_definition_in_cases_csv_and_the_cli_summary(default_run):
+    from rich.console import Console
+
+    from harness.commands.run import summary_table
+    from harness.rows.cases import ESTIMATE_ERROR_DEFINITION
+
+    ok = [r for r in read_rows(default_run / "cases.csv") if r["status"] == "ok"]
+    for case in ok:  # totals against totals, signed as (estimated - measured) / measured
+        estimated = float(case["est_dense_hw_energy_j_per_sample"])
+        measured = float(case["energy_j_per_sample_mean"])
+        error = float(case["estimate_error_pct"])
+        assert error == pytest.approx(100 * (estimated - measured) / measured)
+        # the dynamic parts are the rest: the static part equals the measured energy here
+        dynamic = sum(float(case[f"est_dense_hw_{p}_j"]) for p in ("compute", "storage"))
+        assert error == pytest.approx(100 * dynamic / measured, rel=0.05, abs=0.5)
+    console = Console(record=True, width=400)
+    console.print(summary_table(default_run))
+    text = console.export_text()
+    assert " ".join(ESTIMATE_ERROR_DEFINITION.split()) in " ".join(text.split())
+    for case in ok:
+        assert f"{float(case['estimate_error_pct']):.3g}" in text
+
+
+def test_precision_runs_bf16_on_a_cpu_and_skips_what_it_cannot_run(options, tmp_path):
+    import torch
+
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        pytest.skip("torch has no bfloat16 CPU kernels here")
+    text = SMALL.replace("[suite]", '[suite]\nprecision = "bf16"', 1)
+    run_dir = run_suite(parse_suite(text, "bf16.toml"), options, out=tmp_path / "bf16")
+    cases = {r["variant"]: r for r in read_rows(run_dir / "cases.csv")}
+    dense = cases["dense"]
+    assert dense["status"] == "ok" and dense["precision"] == "bf16"
+    assert float(dense["flops_bf16"]) > 0 and float(dense["flops_fp32"] or 0) == 0
+    assert cases["int8-dynamic"]["status"] == "skipped"
+    assert "own number format" in cases["int8-dynamic"]["error"]
+    assert {r["precision"] for r in read_rows(run_dir / "measurements.csv")} == {"bf16"}
+    tf32 = run_suite(
+        parse_suite(SMALL.replace("[suite]", '[suite]\nprecision = "tf32"', 1), "tf32.toml"),
+        options,
+        out=tmp_path / "tf32",
+    )
+    skipped = {r["variant"]: r for r in read_rows(tf32 / "cases.csv")}
+    assert all(r["status"] == "skipped" for r in skipped.values())
+    assert "TF32 is a tensor-core format of NVIDIA GPUs" in skipped["dense"]["error"]
+    assert read_rows(tf32 / "measurements.csv") == []
+
+
+def test_a_failing_user_factory_fails_its_case_in_one_line(options, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    text = SMALL.replace('name = "lenet5"', 'name = "user_models:raises"\nvariants = ["dense"]', 1)
+    text = text.replace(
+        'variants = ["dense", { name = "magnitude", sparsity = 0.9 }, "semi-structured-2:4", '
+        '"int8-dynamic"]\n',
+        "",
+    )
+    run_dir = run_suite(parse_suite(text, "s.toml"), options, out=tmp_path / "run")
+    (case,) = read_rows(run_dir / "cases.csv")
+    assert case["status"] == "failed"
+    assert case["error"] == (
+        "model 'user_models:raises': the factory user_models:raises() raised ValueError: "
+        "hidden size must be even, got 3; fix the factory or the arguments it is given"
+    )
