@@ -9,18 +9,20 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness.estimate.model import ModelEstimate
 from harness.estimate.names import DENSE_HW, SPARSE_IDEAL
 from harness.measure.clock import utc_now_iso
 from harness.measure.sources import combine_sources
-from harness.prepare.pipeline import PreparedModel
 from harness.rows.carbon import CarbonSettings
 from harness.rows.columns import estimate_prefix
 from harness.rows.measurements import RepetitionTotal
 from harness.rows.stats import Summary, finite_values, mean_std, summarize
 from harness.spec.case import Case
+
+if TYPE_CHECKING:  # torch-free at import: the CLI's summary reads the error definition
+    from harness.estimate.model import ModelEstimate
+    from harness.prepare.pipeline import PreparedModel
 
 
 @dataclass(frozen=True)

@@ -8,16 +8,7 @@ from __future__ import annotations
 
 from harness.estimate.names import DENSE_HW, SPARSE_IDEAL
 
-CASE_ID_COLUMNS = [
-    "run_id",
-    "case_id",
-    "model",
-    "variant",
-    "mode",
-    "batch_size",
-    "device",
-    "precision",
-]
+CASE_ID_COLUMNS = ["run_id", "case_id", "model", "variant", "mode", "batch_size", "device"]
 ESTIMATE_PARTS = ("energy_j_per_sample", "compute_j", "storage_j", "communication_j", "static_j")
 FLOP_DTYPES = ("fp64", "fp32", "fp16", "bf16", "int32", "int8")
 

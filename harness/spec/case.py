@@ -32,7 +32,8 @@ class Case:
         return f"{self.model}/{self.variant_label}/{self.mode}/bs{self.batch_size}/{self.device}"
 
     def columns(self, run_id: str) -> dict[str, Any]:
-        """The columns that name this case, in measurements.csv and cases.csv alike."""
+        """The columns that name this case, and its precision, in measurements.csv and
+        cases.csv alike."""
         return {
             "run_id": run_id,
             "case_id": self.case_id,

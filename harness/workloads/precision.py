@@ -2,8 +2,9 @@
 
 `precision_support(precision, device)` says whether a device can run a precision (None)
 or why not; `check_precision_supported` raises `PrecisionUnsupported` with that reason,
-so the runner skips the case (before any training) instead of failing it.
-`precision_context(precision, device)` is entered around every step:
+so the runner skips the case (before any training) instead of failing it. A step runs
+in `math_mode` (the whole step, backward included) and `autocast` (the forward pass and
+the loss); `precision_context` is both, for a forward-only step:
 
 - CUDA: fp32 switches TF32 off for matrix products and convolutions (PyTorch's default
   runs fp32 convolutions on TF32 tensor cores), tf32 switches it on, bf16/fp16 run

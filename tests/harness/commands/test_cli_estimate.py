@@ -221,3 +221,13 @@ def test_a_failing_user_factory_is_one_line_naming_it(monkeypatch, factory, what
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.stderr.count("\n") == 1
     assert factory in result.stderr and what in result.stderr
+
+
+def test_the_cli_starts_without_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, harness.cli; print(sorted({'torch', 'pandas'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -52,7 +52,7 @@ def test_the_same_seed_gives_the_same_weights(digits):
 
 def test_masks_of_torch_prune_hold_during_training(digits):
     seed_everything(0)
-    model = build_model("mlp")
+    model = build_model("mlp", in_features=32 * 32)  # the digits fixture is 1x32x32
     mask = torch.ones_like(model.net[1].weight)
     mask[:, ::2] = 0
     prune.custom_from_mask(model.net[1], "weight", mask)
