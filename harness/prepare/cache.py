@@ -242,12 +242,27 @@ class CachedModel:
 class ModelCache:
     """Prepared models on disk under `root` (default: $ENERGY_HARNESS_CACHE or results/cache).
 
-    `enabled=False` makes every lookup a miss and every save a no-op.
+    `enabled=False` makes every lookup a miss and every save a no-op; `read_only=True`
+    reads hits but saves nothing (a folder this process cannot write).
     """
 
-    def __init__(self, root: str | Path | None = None, *, enabled: bool = True) -> None:
+    def __init__(
+        self, root: str | Path | None = None, *, enabled: bool = True, read_only: bool = False
+    ) -> None:
         self.root = Path(root) if root is not None else default_cache_dir()
         self.enabled = enabled
+        self.read_only = read_only
+
+    def write_problem(self) -> str | None:
+        """Why this process cannot save into the cache folder (it tries), or None."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".probe.", suffix=".tmp", dir=self.root)
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError as exc:
+            return f"cannot write the model cache {self.root} ({exc.strerror or exc})"
+        return None
 
     def path_for(self, key: str) -> Path:
         """The file that holds (or would hold) the model with this key."""
@@ -300,9 +315,10 @@ class ModelCache:
         """Write `model` under `key` atomically; returns the file (None when disabled).
 
         `meta` must hold plain values only (numbers, strings, lists, dicts). Raises
-        EnergyHarnessError if the cache folder cannot be written.
+        EnergyHarnessError if the cache folder cannot be written (the partial file is
+        removed).
         """
-        if not self.enabled:
+        if not self.enabled or self.read_only:
             return None
         reference = build_model(model_name, **dict(model_kwargs))
         quantized = quantized_module_types(model)
@@ -318,6 +334,7 @@ class ModelCache:
             "meta": _canonical(meta or {}),
         }
         path = self.path_for(key)
+        tmp = None
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=self.root)
@@ -325,6 +342,8 @@ class ModelCache:
                 torch.save(payload, handle)
             os.replace(tmp, path)
         except OSError as exc:
+            if tmp is not None and os.path.exists(tmp):
+                os.unlink(tmp)
             raise EnergyHarnessError(
                 f"cannot write the model cache {path} ({exc}); make the folder writable, "
                 f"point ${CACHE_DIR_ENV} elsewhere, or disable the cache"
