@@ -17,7 +17,7 @@ from harness.measure.meter import Measurement
 from harness.measure.sources import source_label
 from probes.base import ProbeOptions
 
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, emoji=False)  # text such as `pkg.mod:ok:` stays text
 
 ProbeNames = Annotated[
     list[str] | None,

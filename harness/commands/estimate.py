@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 # torch and pandas are imported inside the commands: `energy-harness --help`, `probes`
 # and `measure` start without them.
 
-console = Console()
+console = Console(emoji=False)
 
 _MEANING = {
     DENSE_HW: "zeros computed and moved",

@@ -28,7 +28,7 @@ from harness.errors import EnergyHarnessError
 from harness.measure.meter import EnergyMeter
 from harness.measure.probes import load_probes, probe_statuses
 
-console = Console()
+console = Console(emoji=False)
 
 
 @user_errors
