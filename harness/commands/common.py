@@ -59,6 +59,17 @@ def finite_or_none(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else value
 
 
+def json_safe(value: Any) -> Any:
+    """`value` with every NaN or infinite float, however deep, replaced by None (null)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def measurement_table(m: Measurement) -> Table:
     """A rich table of one measurement, every figure labelled with its source."""
     table = Table(title=f"{m.name}: {m.duration_s:.3f} s", title_justify="left")

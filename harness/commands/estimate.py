@@ -7,6 +7,7 @@ labelled as estimates.
 from __future__ import annotations
 
 import json
+import math
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -14,10 +15,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness.commands.common import (
-    user_errors,
-)
-from harness.errors import EnergyHarnessError
+from harness.commands.common import json_safe, user_errors
+from harness.errors import EnergyHarnessError, is_out_of_memory
 from harness.estimate.names import (
     DEFAULT_PROFILE,
     DENSE_HW,
@@ -186,25 +185,35 @@ def estimate_command(
     """Estimate the energy per sample of a model on a profiled target (no hardware needed)."""
     if mode not in MODES:
         raise EnergyHarnessError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if duration_s is not None and not (math.isfinite(duration_s) and duration_s >= 0):
+        raise EnergyHarnessError(f"--duration-s must be a finite number >= 0, got {duration_s}")
     from harness.estimate.model import estimate_model
     from harness.prepare.untrained import untrained_variant
 
-    net, example, notes = untrained_variant(model, variant, batch_size, _parse_params(param))
-    est = estimate_model(
-        net,
-        example,
-        profile,
-        mode=mode,
-        duration_s=duration_s,
-        host_to_device=host_to_device,
-        world_size=world_size,
-        optimizer=optimizer,
-        memory_level=memory_level,
-    )
+    try:
+        net, example, notes = untrained_variant(model, variant, batch_size, _parse_params(param))
+        est = estimate_model(
+            net,
+            example,
+            profile,
+            mode=mode,
+            duration_s=duration_s,
+            host_to_device=host_to_device,
+            world_size=world_size,
+            optimizer=optimizer,
+            memory_level=memory_level,
+        )
+    except (RuntimeError, MemoryError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        raise EnergyHarnessError(
+            f"--batch-size {batch_size}: one batch of {model}'s input does not fit in memory "
+            "on this machine; give a smaller --batch-size"
+        ) from None
     report = {"model": model, "variant": variant, **est.to_dict()}
     report["notes"] = [*notes, *report["notes"]]
     if as_json:
-        print(json.dumps(report))
+        print(json.dumps(json_safe(report), allow_nan=False))
         return
     _print_estimate(est, f"{model} [{variant}]", report["notes"])
 
