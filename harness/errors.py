@@ -17,7 +17,7 @@ _FIXES = {
     errno.EFBIG: "the file is larger than this system allows",
     errno.EACCES: "make it writable or choose another folder",
     errno.EPERM: "make it writable or choose another folder",
-    errno.EROFS: "the file system is read-only: choose another folder",
+    errno.EROFS: "make it writable or choose another folder",
 }
 
 

@@ -183,19 +183,20 @@ def _checked_settings(suite: Suite, options: RunOptions) -> tuple[CarbonSettings
 
 @contextlib.contextmanager
 def _locked(run_dir: Path, purpose: str) -> Iterator[None]:
-    """The run directory's lock; an interrupt names the directory, an unwritable file
-    says how to continue."""
+    """The run directory's lock; an interrupt names the directory, a file that cannot be
+    written once the run holds the lock says how to continue."""
     try:
         with locked_run_dir(run_dir, purpose):
-            yield
+            try:
+                yield
+            except OutputError as exc:
+                raise OutputError(
+                    f"{exc}; every row written so far is kept: then continue with "
+                    f"`energy-harness run --resume {run_dir}`"
+                ) from None
     except KeyboardInterrupt as exc:
         exc.run_dir = run_dir  # type: ignore[attr-defined]  # for the resume hint
         raise
-    except OutputError as exc:
-        raise OutputError(
-            f"{exc}; every row written so far is kept: then continue with "
-            f"`energy-harness run --resume {run_dir}`"
-        ) from None
 
 
 def _probe_options(options: RunOptions) -> ProbeOptions:
