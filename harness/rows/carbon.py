@@ -141,7 +141,7 @@ def carbon_settings(
     if intensity_g_per_kwh is not None:
         if not (math.isfinite(intensity_g_per_kwh) and intensity_g_per_kwh >= 0):
             raise EnergyHarnessError(
-                f"--carbon-intensity must be a finite number >= 0 g/kWh, got {intensity_g_per_kwh}"
+                f"--carbon-intensity must be >= 0 g/kWh and finite, got {intensity_g_per_kwh}"
             )
         return CarbonSettings(
             intensity_g_per_kwh, "user override (--carbon-intensity)", None, country, region, pue
