@@ -174,7 +174,7 @@ def merge_command(
     from harness.rows.merge import merge_runs
 
     def warn(message: str) -> None:
-        err_console.print(f"warning: {message}", markup=False, highlight=False)
+        err_console.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
 
     merged = merge_runs(run_dirs, output, warn=warn)
     console.print(summary_table(merged))
