@@ -184,9 +184,10 @@ def load_torchvision_splits(
                 f"folder {info.folder.split('/')[0]!r} under the data root"
             ) from exc
         raise EnergyHarnessError(
-            f"dataset {name!r} not found: looked in {where}; fetch it once with --download "
-            f"(needs network), copy torchvision's {info.folder.split('/')[0]!r} folder there, "
-            f"or point --data-root (or ${DATA_ROOT_ENV}) at a folder that holds it"
+            f"dataset {name!r} not found: looked in {where}; copy torchvision's "
+            f'{info.folder.split("/")[0]!r} folder there, point `data_root = "..."` in the '
+            f"suite's [suite] table (or ${DATA_ROOT_ENV}) at a folder that holds it, or set "
+            "`download = true` there to fetch it once (needs network)"
         ) from exc
     return DatasetSplits(
         name=name,

@@ -20,7 +20,7 @@ from harness.commands.common import (
 )
 from harness.report.format import fmt_si
 
-console = Console()
+console = Console(emoji=False)
 
 
 def _fit_table(fit, title: str) -> Table:

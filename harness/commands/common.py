@@ -17,7 +17,7 @@ from harness.measure.meter import Measurement
 from harness.measure.sources import source_label
 from probes.base import ProbeOptions
 
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, emoji=False)  # text such as `pkg.mod:ok:` stays text
 
 ProbeNames = Annotated[
     list[str] | None,
@@ -57,6 +57,17 @@ def user_errors(func: Callable) -> Callable:
 def finite_or_none(value: float | None) -> float | None:
     """JSON has no NaN: invalid figures become null."""
     return None if value is None or math.isnan(value) else value
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with every NaN or infinite float, however deep, replaced by None (null)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def measurement_table(m: Measurement) -> Table:

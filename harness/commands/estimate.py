@@ -7,6 +7,7 @@ labelled as estimates.
 from __future__ import annotations
 
 import json
+import math
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -14,10 +15,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness.commands.common import (
-    user_errors,
-)
-from harness.errors import EnergyHarnessError
+from harness.commands.common import json_safe, user_errors
+from harness.errors import EnergyHarnessError, is_out_of_memory
 from harness.estimate.names import (
     DEFAULT_PROFILE,
     DEFAULT_SEED,
@@ -39,7 +38,7 @@ if TYPE_CHECKING:
 # torch and pandas are imported inside the commands: `energy-harness --help`, `probes`
 # and `measure` start without them.
 
-console = Console()
+console = Console(emoji=False)
 
 _MEANING = {
     DENSE_HW: "zeros computed and moved",
@@ -251,35 +250,45 @@ def estimate_command(
     if mode not in MODES:
         raise EnergyHarnessError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     check_precision(precision, "--precision")
+    if duration_s is not None and not (math.isfinite(duration_s) and duration_s >= 0):
+        raise EnergyHarnessError(f"--duration-s must be a finite number >= 0, got {duration_s}")
     shape = _input_shape(input_shape)
     from harness.estimate.model import estimate_model
     from harness.prepare.untrained import untrained_variant
 
-    net, example, notes = untrained_variant(
-        model,
-        variant,
-        batch_size,
-        _parse_params(param),
-        seed=seed,
-        input_shape=shape,
-        precision=precision,
-    )
-    est = estimate_model(
-        net,
-        example,
-        profile,
-        mode=mode,
-        duration_s=duration_s,
-        host_to_device=host_to_device,
-        world_size=world_size,
-        optimizer=optimizer,
-        memory_level=memory_level,
-        precision=precision,
-    )
+    try:
+        net, example, notes = untrained_variant(
+            model,
+            variant,
+            batch_size,
+            _parse_params(param),
+            seed=seed,
+            input_shape=shape,
+            precision=precision,
+        )
+        est = estimate_model(
+            net,
+            example,
+            profile,
+            mode=mode,
+            duration_s=duration_s,
+            host_to_device=host_to_device,
+            world_size=world_size,
+            optimizer=optimizer,
+            memory_level=memory_level,
+            precision=precision,
+        )
+    except (RuntimeError, MemoryError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        raise EnergyHarnessError(
+            f"--batch-size {batch_size}: one batch of {model}'s input does not fit in memory "
+            "on this machine; give a smaller --batch-size"
+        ) from None
     report = {"model": model, "variant": variant, "seed": seed, **est.to_dict()}
     report["notes"] = [*notes, *report["notes"]]
     if as_json:
-        print(json.dumps(report))
+        print(json.dumps(json_safe(report), allow_nan=False))
         return
     _print_estimate(est, report, f"{model} [{variant}]")
 

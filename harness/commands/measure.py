@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -28,7 +30,7 @@ from harness.errors import EnergyHarnessError
 from harness.measure.meter import EnergyMeter
 from harness.measure.probes import load_probes, probe_statuses
 
-console = Console()
+console = Console(emoji=False)
 
 
 @user_errors
@@ -51,23 +53,43 @@ def probes_command(
     console.print(table)
 
 
-def _run_child(cmd: list[str], quiet_stdout: bool) -> int:
-    """Run the command, wait for it (Ctrl-C waits too), and return a shell-style exit code."""
+SIGTERM_EXIT = 128 + signal.SIGTERM  # 143, as a shell reports a job stopped by SIGTERM
+
+
+def _run_child(cmd: list[str], quiet_stdout: bool) -> tuple[int, bool]:
+    """Run the command and wait for it; a shell-style exit code, and whether SIGTERM came.
+
+    Ctrl-C waits too (the child got the same SIGINT). SIGTERM is forwarded to the child,
+    which is waited for; the exit code is then 143.
+    """
     try:
         child = subprocess.Popen(cmd, stdout=sys.stderr if quiet_stdout else None)
     except FileNotFoundError:
         err_console.print(f"energy-harness: command not found: {cmd[0]}", markup=False)
-        return 127
+        return 127, False
     except PermissionError:
         err_console.print(f"energy-harness: permission denied: {cmd[0]}", markup=False)
-        return 126
-    while True:
-        try:
-            code = child.wait()
-            break
-        except KeyboardInterrupt:
-            continue  # the child got the same SIGINT; report what it used
-    return 128 + (-code) if code < 0 else code
+        return 126, False
+    terminated: list[int] = []
+
+    def forward(signum: int, frame: object) -> None:
+        terminated.append(signum)
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signum)
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        while True:
+            try:
+                code = child.wait()
+                break
+            except KeyboardInterrupt:
+                continue  # the child got the same SIGINT; report what it used
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if terminated:
+        return SIGTERM_EXIT, True
+    return (128 + (-code) if code < 0 else code), False
 
 
 @user_errors
@@ -88,10 +110,16 @@ def measure_command(
     meter = EnergyMeter(load_probes(probe, probe_options(powercap_root)))
     with meter:
         meter.begin_window("command")
-        exit_code = _run_child(cmd, quiet_stdout=as_json)
+        exit_code, terminated = _run_child(cmd, quiet_stdout=as_json)
         m = meter.end_window("command")
     if exit_code == 127 and not as_json:
         raise typer.Exit(127)
+    warnings = list(m.warnings)
+    if terminated:
+        warnings.append(
+            "stopped by SIGTERM, forwarded to the command: the figures cover the command "
+            "until it exited"
+        )
     if as_json:
         print(
             json.dumps(
@@ -112,7 +140,7 @@ def measure_command(
                         for d in m.domains
                     ],
                     "exit_code": exit_code,
-                    "warnings": list(m.warnings),
+                    "warnings": warnings,
                 }
             )
         )
@@ -121,7 +149,7 @@ def measure_command(
         for line in domain_notes(m):
             err_console.print(line, markup=False, highlight=False)
         err_console.print(total_line(m), markup=False, highlight=False)
-        for warning in m.warnings:
+        for warning in warnings:
             err_console.print(f"warning: {warning}", markup=False, highlight=False)
     raise typer.Exit(exit_code)
 

@@ -18,7 +18,7 @@ from rich.text import Text
 from harness.commands.common import user_errors
 from harness.report.format import fmt_si
 
-console = Console()
+console = Console(emoji=False)
 
 
 @user_errors

@@ -8,15 +8,16 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from harness.commands.common import PowercapRoot, ProbeNames, user_errors
+from harness.commands.common import PowercapRoot, ProbeNames, err_console, user_errors
+from harness.errors import EnergyHarnessError
 from harness.measure.sources import source_label
 from harness.rows.cases import ESTIMATE_ERROR_DEFINITION
 from harness.rows.csvfile import read_rows
 
-console = Console()
+console = Console(emoji=False)
 
 
 def _fmt(value: str, scale: float = 1.0, digits: int = 3) -> str:
@@ -38,16 +39,16 @@ def summary_table(run_dir: Path) -> Table:
     for column in ("case", "acc %", "mJ/sample (95% CI)", "source", "est mJ", "err %"):
         table.add_column(column, overflow="fold")
     for row in read_rows(run_dir / "cases.csv"):
-        case = f"{row['model']} {row['variant']} {row['mode']} bs{row['batch_size']}"
+        case = Text(f"{row['model']} {row['variant']} {row['mode']} bs{row['batch_size']}")
         if row["status"] != "ok":
-            table.add_row(escape(case), row["status"], escape(row["error"][:70]), "", "", "")
+            table.add_row(case, Text(row["status"]), Text(row["error"][:70]), "", "", "")
             continue
         mean = _fmt(row["energy_j_per_sample_mean"], 1e3)
         low = _fmt(row["energy_j_per_sample_ci95_low"], 1e3)
         high = _fmt(row["energy_j_per_sample_ci95_high"], 1e3)
         source = source_label(row["measured_source"])
         table.add_row(
-            escape(case),
+            case,
             _fmt(row["accuracy"], 100, 4),
             f"{mean} ({low}-{high})" if low else mean,
             source,
@@ -59,6 +60,36 @@ def summary_table(run_dir: Path) -> Table:
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _refuse_changes_on_resume(given: dict[str, object]) -> None:
+    """`--resume` continues a run as it was: options that would change it are refused."""
+    changed = [
+        "SUITE" if name == "suite" else f"--{name.replace('_', '-')}"
+        for name, value in given.items()
+        if value
+    ]
+    if changed:
+        raise EnergyHarnessError(
+            f"--resume continues a run as it was: {', '.join(changed)} would change it; "
+            "resume with no SUITE and no run options (--powercap-root and --no-report may "
+            "be given), or start a new run with them"
+        )
+
+
+def _interrupted(exc: KeyboardInterrupt) -> None:
+    """Say what an interrupt kept and how to continue."""
+    where = getattr(exc, "run_dir", None)
+    if where is None:
+        console.print("interrupted before a run directory was made: nothing to resume")
+        return
+    console.print(
+        f"interrupted: every finished row is kept; continue with "
+        f"`energy-harness run --resume {where}`",
+        markup=False,
+        soft_wrap=True,
+    )
+    console.print(str(where), markup=False, highlight=False)
 
 
 @user_errors
@@ -85,7 +116,6 @@ def run_command(
     report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
 ) -> None:
     """Run a benchmark suite: measure, estimate, compare, convert to CO2; write the results."""
-    from harness.errors import EnergyHarnessError
     from harness.run.options import RunOptions, parse_shard
     from harness.run.peer import PEERS
     from harness.run.runner import run_suite
@@ -93,8 +123,20 @@ def run_command(
 
     if peer is not None and peer not in PEERS:
         raise EnergyHarnessError(f"--peer {peer!r}: known peers: {', '.join(PEERS)}")
-    if resume is not None and (suite is not None or out is not None):
-        raise EnergyHarnessError("--resume continues a run as it was: give no SUITE and no --out")
+    if resume is not None:
+        _refuse_changes_on_resume(
+            {
+                "suite": suite,
+                "out": out,
+                "probe": probe,
+                "shard": shard,
+                "country": country,
+                "region": region,
+                "carbon_intensity": carbon_intensity is not None,
+                "pue": pue is not None,
+                "peer": peer,
+            }
+        )
     options = RunOptions(
         probes=probe,
         powercap_root=powercap_root,
@@ -109,20 +151,21 @@ def run_command(
     loaded = None if resume is not None else load_suite(suite)
     # Slurm and batch systems stop jobs with SIGTERM: finish like Ctrl-C, rows kept.
     signal.signal(signal.SIGTERM, _interrupt)
+    measured: list[str] = []
     try:
-        run_dir = run_suite(loaded, options, out=out, resume=resume, console=console)
-    except KeyboardInterrupt as exc:
-        where = getattr(exc, "run_dir", None)
-        console.print(
-            "interrupted: every finished row is kept; continue with "
-            f"`energy-harness run --resume {where or 'RUN_DIR'}`",
-            markup=False,
+        run_dir = run_suite(
+            loaded,
+            options,
+            out=out,
+            resume=resume,
+            console=console,
+            on_case_done=lambda case, row: measured.append(case.case_id),
         )
-        if where is not None:
-            console.print(str(where), markup=False, highlight=False)
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
         raise typer.Exit(130) from None
     console.print(summary_table(run_dir))
-    if report:
+    if report and (measured or resume is None):  # a finished run resumed is left as it is
         from harness.report.page import write_report
 
         console.print(f"report: {write_report(run_dir)}", markup=False)
@@ -137,7 +180,10 @@ def merge_command(
     """Merge shard runs (from --shard I/N) into one run directory."""
     from harness.rows.merge import merge_runs
 
-    merged = merge_runs(run_dirs, output)
+    def warn(message: str) -> None:
+        err_console.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
+
+    merged = merge_runs(run_dirs, output, warn=warn)
     console.print(summary_table(merged))
     console.print(str(merged), markup=False, highlight=False)
 

@@ -10,7 +10,9 @@ plain values: no pickled classes or code):
 
 - `state_dict`: the model's weights, pruning masks already folded in (zeros stored as
   zeros). For int8-dynamic models it is the quantized state dict (int8 weights, scales).
-- `model_name`, `model_kwargs`: how to build the architecture (a catalog model).
+- `model_name`, `model_kwargs`: the architecture the file was made for. They are only
+  compared: a file never chooses what is built. `load` builds the model the caller names
+  (from its own suite and key) and treats a file made for anything else as a miss.
 - `structure`: for physically pruned models, the module attributes that differ from a
   freshly built model (e.g. `{"conv1": {"out_channels": 3}}`); parameter shapes come from
   `state_dict`. Rebuilding = build, apply attributes, resize tensors, load weights.
@@ -19,8 +21,9 @@ plain values: no pickled classes or code):
   loading the quantized weights.
 - `meta`: plain values the caller stores (accuracy, variant parameters, steps run).
 
-A file that cannot be read (truncated, older format, foreign) is a cache miss with a
-warning; the caller prepares the model again and overwrites it.
+A file that cannot be read (truncated, older format, foreign, or made for another key,
+model or architecture) is a cache miss with a warning; the caller prepares the model
+again and overwrites it.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ DEFAULT_CACHE_DIR = Path("results") / "cache"
 CACHE_DIR_ENV = "ENERGY_HARNESS_CACHE"
 
 _PLAIN = (bool, int, float, str, type(None))
+# module types torch quantizes dynamically to int8; a file may name only these
+QUANTIZABLE = ("Linear", "LSTM", "GRU", "LSTMCell", "GRUCell", "RNNCell")
 
 
 def _canonical(value: Any) -> Any:
@@ -128,11 +133,21 @@ def capture_structure(model: nn.Module, reference: nn.Module) -> dict[str, dict[
 def apply_structure(
     model: nn.Module, structure: Mapping[str, Mapping[str, Any]], state_dict: Mapping[str, Any]
 ) -> nn.Module:
-    """Reshape a freshly built `model` to the recorded attributes and tensor shapes."""
+    """Reshape a freshly built `model` to the recorded attributes and tensor shapes.
+
+    Only attributes the freshly built module already has, with plain values, are set;
+    anything else raises ValueError.
+    """
     modules = dict(model.named_modules())
     for name, attrs in structure.items():
+        module = modules.get(name)
+        if module is None or not isinstance(attrs, Mapping):
+            raise ValueError(f"structure names no module of this model: {name!r}")
+        own = _public_attributes(module)
         for attr, value in attrs.items():
-            setattr(modules[name], attr, tuple(value) if isinstance(value, list) else value)
+            if attr not in own or not _plain_value(value):
+                raise ValueError(f"structure sets {name}.{attr}, which the model does not have")
+            setattr(module, attr, tuple(value) if isinstance(value, list) else value)
     for key, tensor in state_dict.items():
         if not isinstance(tensor, torch.Tensor):
             continue
@@ -171,7 +186,13 @@ def rebuild_model(
     structure: Mapping[str, Mapping[str, Any]] | None = None,
     quantized: list[str] | None = None,
 ) -> nn.Module:
-    """Build `model_name`, reshape it to `structure`, quantize if needed, load weights."""
+    """Build `model_name`, reshape it to `structure`, quantize if needed, load weights.
+
+    `quantized` may name only QUANTIZABLE module types (else ValueError).
+    """
+    unknown = sorted(set(quantized or []) - set(QUANTIZABLE))
+    if unknown:
+        raise ValueError(f"quantized module types {unknown}; allowed: {', '.join(QUANTIZABLE)}")
     model = build_model(model_name, **dict(model_kwargs))
     if structure:
         apply_structure(model, structure, state_dict)
@@ -192,6 +213,23 @@ def _cpu_state_dict(model: nn.Module) -> OrderedDict[str, Any]:
     return out
 
 
+def _check_payload(
+    payload: Any, key: str, model_name: str, model_kwargs: Mapping[str, Any]
+) -> None:
+    """Raise ValueError unless the file was written for exactly this key and model."""
+    if not isinstance(payload, Mapping):
+        raise ValueError("not a cache entry")
+    if payload.get("format") != CACHE_FORMAT:
+        raise ValueError(f"format {payload.get('format')!r}, expected {CACHE_FORMAT}")
+    expected = {"key": key, "model_name": model_name, "model_kwargs": _canonical(model_kwargs)}
+    for field, value in expected.items():
+        if payload.get(field) != value:
+            raise ValueError(
+                f"made for {field} {payload.get(field)!r}, not {value!r} (a changed or "
+                "foreign file)"
+            )
+
+
 @dataclass
 class CachedModel:
     """A model read back from the cache, the meta stored with it and its file."""
@@ -204,19 +242,41 @@ class CachedModel:
 class ModelCache:
     """Prepared models on disk under `root` (default: $ENERGY_HARNESS_CACHE or results/cache).
 
-    `enabled=False` makes every lookup a miss and every save a no-op.
+    `enabled=False` makes every lookup a miss and every save a no-op; `read_only=True`
+    reads hits but saves nothing (a folder this process cannot write).
     """
 
-    def __init__(self, root: str | Path | None = None, *, enabled: bool = True) -> None:
+    def __init__(
+        self, root: str | Path | None = None, *, enabled: bool = True, read_only: bool = False
+    ) -> None:
         self.root = Path(root) if root is not None else default_cache_dir()
         self.enabled = enabled
+        self.read_only = read_only
+
+    def write_problem(self) -> str | None:
+        """Why this process cannot save into the cache folder (it tries), or None."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".probe.", suffix=".tmp", dir=self.root)
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError as exc:
+            return f"cannot write the model cache {self.root} ({exc.strerror or exc})"
+        return None
 
     def path_for(self, key: str) -> Path:
         """The file that holds (or would hold) the model with this key."""
         return self.root / f"{key}.pt"
 
-    def load(self, key: str) -> CachedModel | None:
-        """The cached model for `key`, or None on a miss (missing or unreadable file)."""
+    def load(
+        self, key: str, model_name: str, model_kwargs: Mapping[str, Any]
+    ) -> CachedModel | None:
+        """The cached model for `key`, built as `model_name(**model_kwargs)`, or None.
+
+        The caller names the architecture (from its own suite); the file only supplies
+        weights. A missing file is a miss; an unreadable one, or one made for another key,
+        model or arguments, is a miss with a warning.
+        """
         path = self.path_for(key)
         if not self.enabled or not path.is_file():
             return None
@@ -224,11 +284,10 @@ class ModelCache:
             with warnings.catch_warnings():  # torch's own, when it reads quantized tensors
                 warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
                 payload = torch.load(path, map_location="cpu", weights_only=True)
-            if payload.get("format") != CACHE_FORMAT:
-                raise ValueError(f"format {payload.get('format')!r}, expected {CACHE_FORMAT}")
+            _check_payload(payload, key, model_name, model_kwargs)
             model = rebuild_model(
-                payload["model_name"],
-                payload["model_kwargs"],
+                model_name,
+                model_kwargs,
                 payload["state_dict"],
                 payload.get("structure"),
                 payload.get("quantized"),
@@ -240,7 +299,8 @@ class ModelCache:
                 stacklevel=2,
             )
             return None
-        return CachedModel(model, dict(payload.get("meta", {})), path)
+        meta = payload.get("meta", {})
+        return CachedModel(model, dict(meta) if isinstance(meta, Mapping) else {}, path)
 
     def save(
         self,
@@ -255,9 +315,10 @@ class ModelCache:
         """Write `model` under `key` atomically; returns the file (None when disabled).
 
         `meta` must hold plain values only (numbers, strings, lists, dicts). Raises
-        EnergyHarnessError if the cache folder cannot be written.
+        EnergyHarnessError if the cache folder cannot be written (the partial file is
+        removed).
         """
-        if not self.enabled:
+        if not self.enabled or self.read_only:
             return None
         reference = build_model(model_name, **dict(model_kwargs))
         quantized = quantized_module_types(model)
@@ -273,6 +334,7 @@ class ModelCache:
             "meta": _canonical(meta or {}),
         }
         path = self.path_for(key)
+        tmp = None
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=self.root)
@@ -280,6 +342,8 @@ class ModelCache:
                 torch.save(payload, handle)
             os.replace(tmp, path)
         except OSError as exc:
+            if tmp is not None and os.path.exists(tmp):
+                os.unlink(tmp)
             raise EnergyHarnessError(
                 f"cannot write the model cache {path} ({exc}); make the folder writable, "
                 f"point ${CACHE_DIR_ENV} elsewhere, or disable the cache"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,11 +173,17 @@ def prepare_model(
     key_fields = _key_fields(model_name, model_kwargs, data, variant, resolved, config, seed)
     key = cache_key(key_fields)
     say = log or (lambda message: None)
-    hit = cache.load(key) if cache is not None else None
-    if hit is not None:
+    hit = cache.load(key, model_name, model_kwargs) if cache is not None else None
+    if hit is not None and _meta_problem(hit.meta) is None:
         say(f"{model_name}/{variant}: from cache {hit.path}")
         model = _finalize(hit.model, hit.meta, device)
         return _prepared(model, hit.meta, key_fields, key, hit.path, True, device)
+    if hit is not None:
+        warnings.warn(
+            f"ignoring cache file {hit.path} ({_meta_problem(hit.meta)}); the model is "
+            "prepared again and the file overwritten",
+            stacklevel=2,
+        )
     if variant == DENSE:
         compressed = _train_dense(key_fields, data, config, device, say)
         reference_params = sparsity_report(compressed.model).total_params
@@ -195,6 +202,26 @@ def prepare_model(
     return _evaluate_and_cache(
         compressed, dense.report.total_params, dense.accuracy, key_fields, data, cache, device
     )
+
+
+def _meta_problem(meta: Mapping[str, Any]) -> str | None:
+    """What is wrong with a cache file's meta (written by `_evaluate_and_cache`), or None."""
+    fields = {f.name for f in dataclasses.fields(SparsityReport)}
+    report = meta.get("report")
+    checks = {
+        "accuracy": isinstance(meta.get("accuracy"), int | float),
+        "dense_accuracy": isinstance(meta.get("dense_accuracy"), int | float),
+        "steps": isinstance(meta.get("steps"), list)
+        and all(isinstance(step, str) for step in meta["steps"]),
+        "input_dtype": isinstance(getattr(torch, str(meta.get("input_dtype")), None), torch.dtype),
+        "sparse_layers": isinstance(meta.get("sparse_layers") or [], list)
+        and all(isinstance(name, str) for name in meta.get("sparse_layers") or []),
+        "report": isinstance(report, Mapping)
+        and set(report) == fields
+        and all(isinstance(v, int) for v in report.values()),
+    }
+    bad = [name for name, ok in checks.items() if not ok]
+    return f"meta field {bad[0]} missing or malformed" if bad else None
 
 
 def _prepared(

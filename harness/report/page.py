@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -33,7 +32,7 @@ from harness.report.plots import (
 )
 from harness.report.views import ESTIMATE_COLUMNS, CaseView, build_cases
 from harness.rows.cases import ESTIMATE_ERROR_DEFINITION
-from harness.rows.csvfile import read_rows
+from harness.rows.csvfile import read_rows, write_atomic
 from harness.rows.repetitions import load_run_repetitions
 
 # --------------------------------------------------------------------------- environment
@@ -404,9 +403,6 @@ def write_report(run_dir: Path) -> Path:
     missing file, or a run without finished cases, gives a note in the report instead.
     """
     run_dir = Path(run_dir)
-    text = render_report(run_dir)
     out = run_dir / "report.html"
-    tmp = run_dir / ".report.html.tmp"
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, out)
+    write_atomic(out, render_report(run_dir))  # OutputError names the file and the cause
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+from datetime import datetime
 from typing import Any
 
 from harness.measure.sources import combine_sources, source_label
@@ -281,11 +282,38 @@ def plot_estimate_split(cases: list[CaseView]) -> tuple[str | None, list[int]]:
     return _png(fig), mismatched
 
 
+def timeline_seconds(rows: list[dict[str, str]]) -> list[float]:
+    """Seconds of each power_timeline.csv row since the first point, from `time_utc`
+    (absolute, so resumed sessions fall where they ran), else from `elapsed_s`."""
+    try:
+        times = [datetime.fromisoformat(row.get("time_utc") or "") for row in rows]
+    except ValueError:
+        return [parse_float(row.get("elapsed_s")) for row in rows]
+    start = min(times, default=None)
+    return [(t - start).total_seconds() for t in times] if start else []
+
+
+def _with_gaps(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]:
+    """Sorted by time, with a break (NaN) where sampling stopped (between sessions)."""
+    order = sorted(range(len(xs)), key=xs.__getitem__)
+    xs, ys = [xs[j] for j in order], [ys[j] for j in order]
+    steps = sorted(b - a for a, b in zip(xs, xs[1:], strict=False))
+    typical = steps[len(steps) // 2] if steps else 0.0
+    out_x, out_y = xs[:1], ys[:1]
+    for prev, x, y in zip(xs, xs[1:], ys[1:], strict=False):
+        if typical > 0 and x - prev > 10 * typical:
+            out_x.append(math.nan)
+            out_y.append(math.nan)
+        out_x.append(x)
+        out_y.append(y)
+    return out_x, out_y
+
+
 def plot_timeline(rows: list[dict[str, str]]) -> str | None:
-    """Power (W) over time per probe and domain; modelled lines dashed, peers dotted."""
+    """Power (W) over the run's real time per probe and domain; modelled lines dashed,
+    peers dotted; a gap where sampling stopped (a run interrupted and resumed)."""
     series: dict[tuple[str, str, str], tuple[list[float], list[float]]] = {}
-    for row in rows:
-        t = parse_float(row.get("elapsed_s"))
+    for row, t in zip(rows, timeline_seconds(rows), strict=True):
         if not math.isfinite(t):
             continue
         key = (row.get("probe") or "", row.get("domain") or "", row.get("source") or "")
@@ -297,17 +325,15 @@ def plot_timeline(rows: list[dict[str, str]]) -> str | None:
     fig, (ax,) = _figure(10.0, 4.5)
     styles = {"model": "--", "peer": ":"}
     for i, (key, (xs, ys)) in enumerate(sorted(series.items(), key=lambda kv: kv[0][1])):
-        order = sorted(range(len(xs)), key=xs.__getitem__)
         source = source_label(key[2] or "?")
         ax.plot(
-            [xs[j] for j in order],
-            [ys[j] for j in order],
+            *_with_gaps(xs, ys),
             linestyle=styles.get(key[2], "-"),
             color=f"C{i % 10}",
             linewidth=1.1,
             label=mpl_text(f"{key[1]} ({key[0]}, {source})"),
         )
-    ax.set_xlabel("elapsed time (s)")
+    ax.set_xlabel("time since the first point (s, wall clock)")
     ax.set_ylabel("power (W)")
     ax.set_title("power timeline (solid = measured, dashed = MODELLED, dotted = peer tool)")
     ax.grid(True, alpha=0.3)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
@@ -133,12 +134,14 @@ def carbon_settings(
     pue: float = 1.0,
 ) -> CarbonSettings:
     """Resolve the carbon intensity: override, else region, else country, else world average."""
-    if pue < 1.0:
-        raise EnergyHarnessError(f"--pue must be >= 1.0 (facility / IT energy), got {pue}")
+    if not (math.isfinite(pue) and pue >= 1.0):
+        raise EnergyHarnessError(
+            f"--pue must be >= 1.0 (facility / IT energy) and finite, got {pue}"
+        )
     if intensity_g_per_kwh is not None:
-        if intensity_g_per_kwh < 0:
+        if not (math.isfinite(intensity_g_per_kwh) and intensity_g_per_kwh >= 0):
             raise EnergyHarnessError(
-                f"--carbon-intensity must be >= 0 g/kWh, got {intensity_g_per_kwh}"
+                f"--carbon-intensity must be >= 0 g/kWh and finite, got {intensity_g_per_kwh}"
             )
         return CarbonSettings(
             intensity_g_per_kwh, "user override (--carbon-intensity)", None, country, region, pue

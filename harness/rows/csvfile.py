@@ -1,20 +1,25 @@
 """CSV and JSON files of a run: rows appended and flushed at once, read back as strings.
 
 Every row is written and flushed as soon as it exists, so an interrupted run keeps
-everything it finished. Cells are read back with `parse_float` and `parse_bool`.
+everything it finished. A row cut off by a crash or a full disk is set aside when the
+file is next opened for appending; readers name the line of a damaged file. Cells are
+read back with `parse_float` and `parse_bool`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import math
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import EnergyHarnessError
+from harness.errors import EnergyHarnessError, OutputError, output_error
 
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
@@ -50,57 +55,206 @@ def _cell(value: Any) -> Any:
     return value
 
 
+TORN_SUFFIX = ".torn"  # where a partial last row is kept when it is cut off a CSV
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """A CSV's records (line number, fields) and a partial last row, if any."""
+
+    records: list[tuple[int, list[str]]]
+    torn: str  # the partial last row ("" when the file ends with a complete row)
+    torn_line: int  # its first line (1-based)
+
+
+def _parse(text: str) -> _Parsed:
+    """Split CSV text into records; a last row cut off by a crash is kept apart.
+
+    A row written by `CsvAppender` ends with a newline outside quotes: a file that does
+    not, or that ends inside a quoted field, ends with a partial row.
+    """
+    parts = text.split("\n")
+    lines = [part + "\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+    reader = csv.reader(lines)
+    records, start = [], 0
+    for fields in reader:
+        records.append((start, fields))
+        start = reader.line_num
+    if records:
+        first = records[-1][0]
+        tail = "".join(lines[first:])
+        if not text.endswith("\n") or tail.count('"') % 2:
+            records.pop()
+            return _Parsed([(n + 1, f) for n, f in records], tail, first + 1)
+    return _Parsed([(n + 1, f) for n, f in records], "", 0)
+
+
+def _check_records(path: Path, parsed: _Parsed) -> list[str]:
+    """The header; raises naming the first line whose field count differs from it."""
+    if not parsed.records:
+        return []
+    header = parsed.records[0][1]
+    for line, fields in parsed.records[1:]:
+        if fields and len(fields) != len(header):
+            raise EnergyHarnessError(
+                f"{path}: line {line} has {len(fields)} fields, the header {len(header)} "
+                "(a damaged or hand-edited line); restore the file, or delete that line "
+                "(its case is then measured again on --resume)"
+            )
+    return header
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8", "surrogateescape")
+    except OSError as exc:
+        raise output_error(path, exc, "read") from None
+
+
+def set_aside_torn_row(path: Path) -> str | None:
+    """Cut a partial last row off `path` into `<path>.torn`; a line saying so, or None.
+
+    A crash or a full disk in the middle of a write leaves a partial row; the next row
+    would be glued to it. The partial row is appended to the side file first (nothing is
+    lost), then cut off.
+    """
+    return _set_aside(Path(path))[1]
+
+
+def _set_aside(path: Path) -> tuple[_Parsed, str | None]:
+    """The file's complete records, and the line saying a partial row was set aside."""
+    if not path.is_file():
+        return _Parsed([], "", 0), None
+    parsed = _parse(_read_text(path))
+    if not parsed.torn:
+        return parsed, None
+    torn = parsed.torn.encode("utf-8", "surrogateescape")
+    side = path.with_name(path.name + TORN_SUFFIX)
+    try:
+        with side.open("ab") as handle:
+            handle.write(torn + (b"" if torn.endswith(b"\n") else b"\n"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.truncate(path, path.stat().st_size - len(torn))
+    except OSError as exc:
+        raise output_error(side, exc) from None
+    message = (
+        f"{path}: line {parsed.torn_line} was cut off mid-write ({len(torn)} bytes); "
+        f"moved to {side}"
+    )
+    return _Parsed(parsed.records, "", 0), message
+
+
+def _csv_bytes(rows: Iterable[list[Any]]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    return buffer.getvalue().encode("utf-8")
+
+
 class CsvAppender:
-    """Appends rows with fixed columns to a CSV, flushing and fsyncing each one."""
+    """Appends rows with fixed columns to a CSV, each one written and fsynced at once.
+
+    Opening sets a partial last row aside (`set_aside_torn_row`, said in `set_aside`) and
+    checks the header and every line. Rows go straight to the file, nothing is buffered:
+    a failed write (full disk, read-only file) raises OutputError, and the appender then
+    refuses further rows, so no row is ever glued to a partial one.
+    """
 
     def __init__(self, path: Path, columns: list[str]) -> None:
         self.path = Path(path)
         self.columns = columns
-        exists = self.path.exists() and self.path.stat().st_size > 0
-        if exists:
-            with self.path.open(newline="") as handle:
-                header = next(csv.reader(handle), [])
-            if header != columns:
-                raise EnergyHarnessError(
-                    f"{self.path} has columns {header[:4]}..., not this version's; "
-                    "resume it with the energy-harness version that started it"
-                )
-        self._handle = self.path.open("a", newline="")
-        self._writer = csv.writer(self._handle)
-        if not exists:
-            self._writer.writerow(columns)
-            self._flush()
+        parsed, self.set_aside = _set_aside(self.path)
+        header = _check_records(self.path, parsed)
+        if header and header != columns:
+            raise EnergyHarnessError(
+                f"{self.path} has columns {header[:4]}..., not this version's; "
+                "resume it with the energy-harness version that started it"
+            )
+        self._failed: OutputError | None = None
+        try:
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+            self._fd: int | None = os.open(self.path, flags, 0o644)
+        except OSError as exc:
+            raise output_error(self.path, exc) from None
+        if not header:
+            self._write(_csv_bytes([columns]))
 
-    def _flush(self) -> None:
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+    def _write(self, data: bytes) -> None:
+        if self._failed is not None:
+            raise self._failed
+        if self._fd is None:
+            raise EnergyHarnessError(f"{self.path}: appended to after close")
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+            os.fsync(self._fd)
+        except OSError as exc:
+            self._failed = output_error(self.path, exc)
+            raise self._failed from None
 
-    def append(self, row: dict[str, Any]) -> None:
-        """Write one row now; unknown keys are an error, missing ones are empty."""
+    def _cells(self, row: dict[str, Any]) -> list[Any]:
         extra = set(row) - set(self.columns)
         if extra:
             raise KeyError(f"unknown columns for {self.path.name}: {sorted(extra)}")
-        self._writer.writerow([_cell(row.get(c)) for c in self.columns])
-        self._flush()
+        return [_cell(row.get(c)) for c in self.columns]
+
+    def append(self, row: dict[str, Any]) -> None:
+        """Write one row now; unknown keys are an error, missing ones are empty."""
+        self._write(_csv_bytes([self._cells(row)]))
 
     def append_many(self, rows: Iterable[dict[str, Any]]) -> None:
-        for row in rows:
-            self.append(row)
+        """Write rows now, in one write and one fsync."""
+        cells = [self._cells(row) for row in rows]
+        if cells:
+            self._write(_csv_bytes(cells))
 
     def close(self) -> None:
-        self._handle.close()
+        """Close the file; never raises (every row is already on disk)."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
-    """All rows of a CSV as dicts of strings ([] if the file is absent)."""
-    if not Path(path).exists():
+    """All rows of a CSV as dicts of strings ([] if the file is absent).
+
+    Raises EnergyHarnessError naming the file and line when a line has the wrong number
+    of fields or the last one was cut off mid-write.
+    """
+    path = Path(path)
+    if not path.exists():
         return []
-    with Path(path).open(newline="") as handle:
-        return list(csv.DictReader(handle))
+    text = _read_text(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    parsed = _parse(text)
+    if parsed.torn:
+        raise EnergyHarnessError(
+            f"{path}: line {parsed.torn_line} was cut off mid-write (the run stopped while "
+            "writing it); `energy-harness run --resume RUN_DIR` moves it aside, or delete "
+            "that line"
+        )
+    header = _check_records(path, parsed)
+    return [dict(zip(header, fields, strict=True)) for _, fields in parsed.records[1:] if fields]
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a text file atomically (a temporary file, then rename); never leaves the
+    temporary file behind. Raises OutputError naming the file and the cause."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise output_error(path, exc) from None
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON atomically (a temporary file, then rename)."""
-    tmp = Path(path).with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+    """Write JSON atomically (a temporary file, then rename); raises OutputError."""
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")

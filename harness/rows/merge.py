@@ -1,33 +1,108 @@
-"""Merge shard run directories (`--shard I/N`) into one run directory."""
+"""Merge shard run directories (`--shard I/N`) into one run directory.
+
+The merged directory is written under a temporary name next to `out` and renamed into
+place at the end: a merge that fails leaves nothing behind, and two merges into one
+`out` cannot mix (the second finds it taken). Each shard is read under its shared lock,
+so a shard still being written is refused.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
+import shutil
+import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from harness.errors import EnergyHarnessError
+from harness.errors import EnergyHarnessError, OutputError, output_error
 from harness.measure.clock import utc_now_iso
 from harness.measure.timeline import TIMELINE_COLUMNS
 from harness.rows.columns import CASE_COLUMNS, MEASUREMENT_COLUMNS
-from harness.rows.csvfile import CsvAppender, read_rows, write_json
-from harness.rows.rundir import create_run_dir
+from harness.rows.csvfile import CsvAppender, read_rows, write_atomic, write_json
+from harness.rows.rundir import locked_run_dir
+from harness.spec.suite import parse_suite
+
+Warn = Callable[[str], None]
 
 
-def merge_runs(run_dirs: list[Path], out: Path) -> Path:
-    """Combine shards: every case once (a case in two shards is an error), all their rows."""
+def _warn(message: str) -> None:
+    warnings.warn(message, stacklevel=3)
+
+
+def merge_runs(run_dirs: list[Path], out: Path, warn: Warn = _warn) -> Path:
+    """Combine shards: every case once (a case in two shards is an error), all their rows.
+
+    Shards must have run the same suite (their suite.toml); cases of the suite that no
+    shard holds are passed to `warn`. Returns `out`.
+    """
+    run_dirs = [Path(d) for d in run_dirs]
     if not run_dirs:
         raise EnergyHarnessError("merge needs at least one run directory")
     for run_dir in run_dirs:
-        if not (Path(run_dir) / "cases.csv").is_file():
+        if not (run_dir / "cases.csv").is_file():
             raise EnergyHarnessError(f"{run_dir} has no cases.csv: not a finished run directory")
-    out = create_run_dir(out)
-    seen: dict[str, Path] = {}
-    cases = CsvAppender(out / "cases.csv", CASE_COLUMNS)
-    measurements = CsvAppender(out / "measurements.csv", MEASUREMENT_COLUMNS)
-    timeline = None
-    environments = {}
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise _taken(out)
+    suite_text = _one_suite(run_dirs)
+    work = out.with_name(f".{out.name}.merging-{os.getpid()}")
     try:
-        for run_dir in map(Path, run_dirs):
+        work.mkdir(parents=True)
+        with contextlib.ExitStack() as locks:
+            for run_dir in run_dirs:
+                locks.enter_context(locked_run_dir(run_dir, "merge", shared=True))
+            case_ids = _merge_rows(run_dirs, work)
+            _merge_records(run_dirs, work, out.name, suite_text)
+        os.rename(work, out)  # an empty `out` is replaced; one that holds files refuses
+    except OutputError as exc:  # name the directory the user asked for
+        raise OutputError(str(exc).replace(str(work), str(out))) from None
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            raise _taken(out) from None
+        raise output_error(out, exc) from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    _warn_missing(run_dirs, suite_text, case_ids, warn)
+    return out
+
+
+def _taken(out: Path) -> EnergyHarnessError:
+    return EnergyHarnessError(f"-o {out} already holds files; choose a new directory")
+
+
+def _one_suite(run_dirs: list[Path]) -> str | None:
+    """The suite.toml text the shards share (None when none has one); raises otherwise."""
+    texts = {d: (d / "suite.toml").read_text() for d in run_dirs if (d / "suite.toml").is_file()}
+    if not texts:
+        return None
+    missing = [d for d in run_dirs if d not in texts]
+    if missing:
+        raise EnergyHarnessError(
+            f"{missing[0]} has no suite.toml: cannot tell whether it ran the same suite "
+            "as the others; merge shards of one suite"
+        )
+    first = run_dirs[0]
+    for run_dir, text in texts.items():
+        if text != texts[first]:
+            raise EnergyHarnessError(
+                f"{first} and {run_dir} ran different suites (their suite.toml differ); "
+                "merge shards of one suite"
+            )
+    return texts[first]
+
+
+def _merge_rows(run_dirs: list[Path], work: Path) -> set[str]:
+    """cases.csv, measurements.csv and power_timeline.csv of every shard; the case ids."""
+    seen: dict[str, Path] = {}
+    cases = CsvAppender(work / "cases.csv", CASE_COLUMNS)
+    measurements = CsvAppender(work / "measurements.csv", MEASUREMENT_COLUMNS)
+    timeline = None
+    try:
+        for run_dir in run_dirs:
             rows = read_rows(run_dir / "cases.csv")
             for row in rows:
                 if row["case_id"] in seen:
@@ -36,33 +111,74 @@ def merge_runs(run_dirs: list[Path], out: Path) -> Path:
                         f"{run_dir}: merge shards of one suite, each once"
                     )
                 seen[row["case_id"]] = run_dir
-            cases.append_many(rows)
+            cases.append_many(_known(rows, CASE_COLUMNS, run_dir / "cases.csv"))
             finished = {row["case_id"] for row in rows}
+            kept = [r for r in read_rows(run_dir / "measurements.csv") if r["case_id"] in finished]
             measurements.append_many(
-                r for r in read_rows(run_dir / "measurements.csv") if r["case_id"] in finished
+                _known(kept, MEASUREMENT_COLUMNS, run_dir / "measurements.csv")
             )
             points = read_rows(run_dir / "power_timeline.csv")
             if points:
-                timeline = timeline or CsvAppender(out / "power_timeline.csv", TIMELINE_COLUMNS)
-                timeline.append_many(points)
-            env_file = run_dir / "environment.json"
-            if env_file.is_file():
-                environments[str(run_dir)] = json.loads(env_file.read_text())
+                timeline = timeline or CsvAppender(work / "power_timeline.csv", TIMELINE_COLUMNS)
+                timeline.append_many(
+                    _known(points, TIMELINE_COLUMNS, run_dir / "power_timeline.csv")
+                )
     finally:
-        cases.close()
-        measurements.close()
-        if timeline is not None:
-            timeline.close()
+        for appender in (cases, measurements, timeline):
+            if appender is not None:
+                appender.close()
+    return set(seen)
+
+
+def _known(rows: list[dict[str, str]], columns: list[str], path: Path) -> list[dict[str, str]]:
+    """`rows`, after checking that their file has no column this version does not know."""
+    extra = sorted(set(rows[0]) - set(columns)) if rows else []
+    if extra:
+        raise EnergyHarnessError(
+            f"{path} has columns this version does not know ({', '.join(extra[:3])}); "
+            "merge with the energy-harness version that wrote it"
+        )
+    return rows
+
+
+def _merge_records(run_dirs: list[Path], work: Path, run_id: str, suite_text: str | None) -> None:
+    """environment.json (the first shard's, with every shard's), suite.toml, run.json."""
+    environments: dict[str, Any] = {}
+    for run_dir in run_dirs:
+        env_file = run_dir / "environment.json"
+        if env_file.is_file():
+            try:
+                environments[str(run_dir)] = json.loads(env_file.read_text())
+            except ValueError as exc:
+                raise EnergyHarnessError(f"{env_file} is damaged ({exc})") from None
     first = next(iter(environments.values()), {})
     write_json(
-        out / "environment.json",
+        work / "environment.json",
         {**first, "merged_utc": utc_now_iso(), "shards": environments},
     )
-    suite = Path(run_dirs[0]) / "suite.toml"
-    if suite.is_file():
-        (out / "suite.toml").write_text(suite.read_text())
+    if suite_text is not None:
+        write_atomic(work / "suite.toml", suite_text)
     write_json(
-        out / "run.json",
-        {"run_id": out.name, "merged_from": [str(d) for d in run_dirs], "options": {}},
+        work / "run.json",
+        {"run_id": run_id, "merged_from": [str(d) for d in run_dirs], "options": {}},
     )
-    return out
+
+
+def _warn_missing(
+    run_dirs: list[Path], suite_text: str | None, case_ids: set[str], warn: Warn
+) -> None:
+    """Warn when the merged run lacks cases of its suite (a shard missing or unfinished)."""
+    if suite_text is None:
+        return
+    try:
+        expected = [c.case_id for c in parse_suite(suite_text, f"{run_dirs[0]}/suite.toml").cases]
+    except EnergyHarnessError:
+        return  # e.g. a model package not installed here: nothing to compare with
+    missing = [c for c in expected if c not in case_ids]
+    if missing:
+        warn(
+            f"the merged run holds {len(expected) - len(missing)} of the suite's "
+            f"{len(expected)} cases; missing: {', '.join(missing[:3])}"
+            + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+            + " (a shard not given, or one that did not finish: resume it, then merge again)"
+        )

@@ -87,8 +87,9 @@ def load_run_repetitions(run_dir: Path) -> tuple[dict[str, CaseRepetitions], set
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
+        what = "a file" if run_dir.exists() else "it does not exist"
         raise EnergyHarnessError(
-            f"run directory {run_dir} does not exist; give a directory written by "
+            f"{run_dir} is not a run directory ({what}); give a directory written by "
             "`energy-harness run` (e.g. results/<run-id>)"
         )
     measurements = run_dir / "measurements.csv"

@@ -8,33 +8,37 @@ error and the suite goes on. `--shard I/N` runs the cases whose index is I modul
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Callable
+import contextlib
+import gc
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from harness.errors import EnergyHarnessError, error_text
+from harness.errors import EnergyHarnessError, OutputError, error_text, is_out_of_memory
 from harness.measure.clock import utc_now_iso
 from harness.measure.environment import environment_record
 from harness.measure.meter import EnergyMeter
 from harness.measure.probes import load_probes, probe_statuses
-from harness.measure.timeline import PowerTimeline
+from harness.measure.timeline import TIMELINE_COLUMNS, PowerPoint, PowerTimeline, timeline_row
 from harness.prepare.cache import ModelCache
 from harness.prepare.hardware import DeviceUnavailable, check_device
 from harness.rows.carbon import CarbonSettings, carbon_settings
 from harness.rows.cases import failed_case_row
 from harness.rows.columns import CASE_COLUMNS, MEASUREMENT_COLUMNS
-from harness.rows.csvfile import CsvAppender, read_rows, write_json
-from harness.rows.rundir import create_run_dir
+from harness.rows.csvfile import CsvAppender, write_atomic, write_json
+from harness.rows.rundir import create_run_dir, locked_run_dir
 from harness.run.case import CaseContext, run_case
 from harness.run.ddp.case import run_ddp_case
 from harness.run.options import RunOptions, shard_cases
+from harness.run.resume import check_resumable, load_resume, pending_cases
 from harness.spec.case import Case
-from harness.spec.suite import Suite, parse_suite
+from harness.spec.suite import Suite
 from harness.spec.variants import VariantUnsupported
 from harness.workloads.precision import PrecisionUnsupported, check_precision_supported
 from probes.base import ProbeOptions
@@ -54,62 +58,33 @@ def _carbon(suite: Suite, options: RunOptions) -> CarbonSettings:
     )
 
 
-def _drop_unfinished_rows(run_dir: Path, finished: set[str]) -> int:
-    """Rewrite measurements.csv without rows of cases that have no case row yet."""
-    path = run_dir / "measurements.csv"
-    rows = read_rows(path)
-    keep = [r for r in rows if r["case_id"] in finished]
-    if len(keep) == len(rows):
-        return 0
-    tmp = path.with_suffix(".csv.tmp")
-    tmp.unlink(missing_ok=True)
-    appender = CsvAppender(tmp, MEASUREMENT_COLUMNS)
-    appender.append_many(keep)
-    appender.close()
-    os.replace(tmp, path)
-    return len(rows) - len(keep)
+def _new_run_dir(
+    suite: Suite, options: RunOptions, out: Path | None, root: Path
+) -> tuple[Path, str]:
+    """A fresh run directory with the suite as written and the run's options; its start.
 
-
-def _load_resume(run_dir: Path) -> tuple[Suite, RunOptions, dict[str, Any]]:
-    meta_path = run_dir / "run.json"
-    if not meta_path.is_file():
-        raise EnergyHarnessError(
-            f"{run_dir} is not a run directory (no run.json); give the directory that "
-            "`energy-harness run` printed"
-        )
-    meta = json.loads(meta_path.read_text())
-    suite = parse_suite((run_dir / "suite.toml").read_text(), f"{run_dir}/suite.toml")
-    return suite, RunOptions.from_dict(meta["options"]), meta
-
-
-def _new_run_dir(suite: Suite, options: RunOptions, out: Path | None, root: Path) -> Path:
-    """A fresh run directory with the suite as written and the run's options."""
+    If these first files cannot be written, nothing is left behind."""
     run_dir = create_run_dir(out, root)
-    (run_dir / "suite.toml").write_text(suite.text)
-    write_json(
-        run_dir / "run.json",
-        {
-            "run_id": run_dir.name,
-            "suite": suite.source,
-            "options": options.to_dict(),
-            "started_utc": utc_now_iso(),
-        },
-    )
-    return run_dir
-
-
-def _todo(run_dir: Path, suite: Suite, options: RunOptions, console: Console | None) -> list[Case]:
-    """The cases without a row in cases.csv; a half-measured case's rows are dropped."""
-    finished = {r["case_id"] for r in read_rows(run_dir / "cases.csv")}
-    dropped = _drop_unfinished_rows(run_dir, finished)
-    todo = [c for c in shard_cases(suite.cases, options.shard) if c.case_id not in finished]
-    if console is not None:
-        console.print(
-            f"resuming {run_dir}: {len(finished)} cases done, {len(todo)} to go"
-            + (f" ({dropped} rows of an interrupted case dropped)" if dropped else ""),
-            markup=False,
+    started = utc_now_iso()
+    try:
+        write_atomic(run_dir / "suite.toml", suite.text)
+        write_json(
+            run_dir / "run.json",
+            {
+                "run_id": run_dir.name,
+                "suite": suite.source,
+                "options": options.to_dict(),
+                "started_utc": started,
+            },
         )
-    return todo
+    except BaseException:
+        for name in ("suite.toml", "run.json"):
+            with contextlib.suppress(OSError):
+                (run_dir / name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            run_dir.rmdir()  # only if empty: nothing of the user's is removed
+        raise
+    return run_dir, started
 
 
 def _write_environment(
@@ -129,6 +104,31 @@ def _measure_idle(ctx: CaseContext, console: Console) -> None:
     )
 
 
+def _run_cache(options: RunOptions, console: Console) -> ModelCache | None:
+    """The run's model cache; a folder this process cannot write is read only, said once."""
+    if not options.cache:
+        return None
+    cache = ModelCache(options.cache_dir)
+    problem = cache.write_problem()
+    if problem is not None:
+        _warn(console, f"{problem}: prepared models are read from it but not saved")
+        cache.read_only = True
+    return cache
+
+
+@dataclass
+class _Session:
+    """One process's part of a run: its directory, suite, options and clock."""
+
+    run_dir: Path
+    run_id: str
+    suite: Suite
+    options: RunOptions
+    started_utc: str
+    console: Console
+    resumed: bool = False
+
+
 def run_suite(
     suite: Suite | None,
     options: RunOptions,
@@ -139,82 +139,170 @@ def run_suite(
     results_root: Path = Path("results"),
     on_case_done: CaseDone | None = None,
 ) -> Path:
-    """Run (or resume) a suite; returns the run directory. KeyboardInterrupt propagates
-    after everything finished is on disk."""
-    console = console or Console()
-    run_id = None
+    """Run (or resume) a suite; returns the run directory.
+
+    The run directory is locked while this runs (a second process gets an error naming
+    this one). KeyboardInterrupt propagates after everything finished is on disk, with
+    the run directory in its `run_dir` attribute; a file that cannot be written raises
+    OutputError saying how to continue.
+    """
+    console = console or Console(emoji=False)
     if resume is not None:
-        powercap_root = options.powercap_root
-        suite, options, meta = _load_resume(Path(resume))
-        options.powercap_root = powercap_root or options.powercap_root
-        run_id = meta["run_id"]
-    elif suite is None:
+        run_dir = Path(resume)
+        check_resumable(run_dir)
+        with _locked(run_dir, "run --resume"):
+            resumed_suite, saved, meta = load_resume(run_dir)
+            saved.powercap_root = options.powercap_root or saved.powercap_root
+            session = _Session(
+                run_dir,
+                str(meta.get("run_id") or run_dir.name),
+                resumed_suite,
+                saved,
+                str(meta.get("started_utc") or utc_now_iso()),
+                console,
+                resumed=True,
+            )
+            _run_session(session, *_checked_settings(resumed_suite, saved), on_case_done)
+        return run_dir
+    if suite is None:
         raise EnergyHarnessError("run_suite needs a suite or a run directory to resume")
-    # settings a user can get wrong are checked before a run directory is made
-    carbon = _carbon(suite, options)
-    probe_opts = ProbeOptions(powercap_root=options.powercap_root)
-    meter = EnergyMeter(
-        load_probes(options.probes or list(suite.settings.probes) or None, probe_opts)
+    carbon, meter = _checked_settings(suite, options)  # before a run directory is made
+    run_dir, started = _new_run_dir(suite, options, out, results_root)
+    with _locked(run_dir, "run"):
+        session = _Session(run_dir, run_dir.name, suite, options, started, console)
+        _run_session(session, carbon, meter, on_case_done)
+    return run_dir
+
+
+def _checked_settings(suite: Suite, options: RunOptions) -> tuple[CarbonSettings, EnergyMeter]:
+    """The carbon settings and the meter: what a user can get wrong fails here."""
+    probes = load_probes(
+        options.probes or list(suite.settings.probes) or None, _probe_options(options)
     )
-    run_dir = (
-        Path(resume) if resume is not None else _new_run_dir(suite, options, out, results_root)
-    )
-    todo = _todo(run_dir, suite, options, console if resume is not None else None)
+    return _carbon(suite, options), EnergyMeter(probes)
+
+
+@contextlib.contextmanager
+def _locked(run_dir: Path, purpose: str) -> Iterator[None]:
+    """The run directory's lock; an interrupt names the directory, a file that cannot be
+    written once the run holds the lock says how to continue."""
+    try:
+        with locked_run_dir(run_dir, purpose):
+            try:
+                yield
+            except OutputError as exc:
+                raise OutputError(
+                    f"{exc}; every row written so far is kept: then continue with "
+                    f"`energy-harness run --resume {run_dir}`"
+                ) from None
+    except KeyboardInterrupt as exc:
+        exc.run_dir = run_dir  # type: ignore[attr-defined]  # for the resume hint
+        raise
+
+
+def _probe_options(options: RunOptions) -> ProbeOptions:
+    return ProbeOptions(powercap_root=options.powercap_root)
+
+
+def _run_session(
+    session: _Session, carbon: CarbonSettings, meter: EnergyMeter, on_case_done: CaseDone | None
+) -> None:
+    """Environment, cache and every case still to do, in a locked run directory."""
+    suite, options, run_dir = session.suite, session.options, session.run_dir
+    if session.resumed:
+        todo = pending_cases(run_dir, suite, options, lambda line: _say(session.console, line))
+        if not todo:
+            return  # a finished run: nothing is changed
+    else:
+        todo = shard_cases(suite.cases, options.shard)
     peer = options.peer or suite.settings.peer
-    _write_environment(
-        run_dir,
-        resume is not None,
-        probe_opts,
-        meter,
-        {
-            "carbon": carbon.to_dict(),
-            "suite": suite.source,
-            "suite_settings": suite.settings.to_dict(),
-            "run_options": options.to_dict(),
-            "peer": peer,
-        },
-    )
-    cache = ModelCache(options.cache_dir) if options.cache else None
+    extra = {
+        "carbon": carbon.to_dict(),
+        "suite": suite.source,
+        "suite_settings": suite.settings.to_dict(),
+        "run_options": options.to_dict(),
+        "peer": peer,
+    }
+    _write_environment(run_dir, session.resumed, _probe_options(options), meter, extra)
     ctx = CaseContext(
-        run_id or run_dir.name,
+        session.run_id,
         suite,
         meter,
         CsvAppender(run_dir / "measurements.csv", MEASUREMENT_COLUMNS),
         carbon,
-        cache,
+        _run_cache(options, session.console),
         peer,
     )
-    _run_all(ctx, run_dir, todo, console, on_case_done)
-    return run_dir
+    _run_all(ctx, session, todo, on_case_done)
+
+
+def _timeline(
+    ctx: CaseContext, session: _Session
+) -> tuple[PowerTimeline | None, CsvAppender | None]:
+    """The power timeline, appending to power_timeline.csv as it goes (None when off, or
+    when its file cannot be written: the timeline is for plots, the rows go on)."""
+    hz = ctx.suite.settings.timeline_hz
+    if hz <= 0:
+        return None, None
+    try:
+        csv_file = CsvAppender(session.run_dir / "power_timeline.csv", TIMELINE_COLUMNS)
+    except OutputError as exc:
+        _warn(session.console, f"no power timeline: {exc}")
+        return None, None
+
+    def sink(points: list[PowerPoint]) -> None:
+        csv_file.append_many(timeline_row(p) for p in points)
+
+    origin = datetime.fromisoformat(session.started_utc)
+    return PowerTimeline(ctx.meter.probes, hz, sink=sink, origin_utc=origin), csv_file
+
+
+def _warn(console: Console, message: str) -> None:
+    _say(console, f"warning: {message}")
+
+
+def _say(console: Console, message: str) -> None:
+    """One line as it is: no markup, no emoji, no wrapping inside paths."""
+    console.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 def _run_all(
-    ctx: CaseContext,
-    run_dir: Path,
-    todo: list[Case],
-    console: Console,
-    on_case_done: CaseDone | None,
+    ctx: CaseContext, session: _Session, todo: list[Case], on_case_done: CaseDone | None
 ) -> None:
-    """Idle baseline and every case, with the power timeline around them."""
-    hz = ctx.suite.settings.timeline_hz
-    timeline = PowerTimeline(ctx.meter.probes, hz) if hz > 0 else None
-    cases_csv = CsvAppender(run_dir / "cases.csv", CASE_COLUMNS)
+    """Idle baseline and every case, with the power timeline around them.
+
+    Closing files never raises, so the first error is the one that propagates; a
+    timeline that could not be written is said in one line.
+    """
+    console = session.console
+    cases_csv = timeline = timeline_csv = None
     try:
+        cases_csv = CsvAppender(session.run_dir / "cases.csv", CASE_COLUMNS)
+        timeline, timeline_csv = _timeline(ctx, session)
         with ctx.meter:
             if timeline is not None:
                 timeline.start()
-            if ctx.suite.settings.idle_baseline_s > 0 and todo:
-                _measure_idle(ctx, console)
-            _run_cases(ctx, todo, cases_csv, console, on_case_done)
-    except KeyboardInterrupt as exc:
-        exc.run_dir = run_dir  # type: ignore[attr-defined]  # for the resume hint
-        raise
+            try:
+                if ctx.suite.settings.idle_baseline_s > 0 and todo:
+                    _measure_idle(ctx, console)
+                _run_cases(ctx, todo, cases_csv, console, on_case_done)
+            finally:
+                if timeline is not None:
+                    timeline.stop()
     finally:
-        if timeline is not None:
-            timeline.stop()
-            timeline.write_csv(run_dir / "power_timeline.csv", append=True)
-        ctx.measurements.close()
-        cases_csv.close()
+        for appender in (ctx.measurements, cases_csv, timeline_csv):
+            if appender is not None:
+                appender.close()
+        if timeline is not None and timeline.sink_error is not None:
+            _warn(console, f"the power timeline stopped: {timeline.sink_error}")
+
+
+def free_memory() -> None:
+    """Give memory back after a case ran out of it, so the next case can run."""
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def run_one(ctx: CaseContext, case: Case) -> dict[str, Any]:
@@ -233,10 +321,14 @@ def _case_row_or_failure(ctx: CaseContext, case: Case) -> dict[str, Any]:
         return run_one(ctx, case)
     except (VariantUnsupported, DeviceUnavailable, PrecisionUnsupported) as exc:
         return failed_case_row(ctx.run_id, case, "skipped", str(exc), started)
-    except (KeyboardInterrupt, SystemExit):
-        raise
+    except (KeyboardInterrupt, SystemExit, OutputError):
+        raise  # a file the run cannot write stops the run; it is not the case's failure
     except Exception as exc:  # a failing case is recorded; the suite goes on
-        return failed_case_row(ctx.run_id, case, "failed", error_text(exc), started)
+        reason = error_text(exc)
+        if is_out_of_memory(exc):
+            reason = f"out of memory: {reason}"
+            free_memory()
+        return failed_case_row(ctx.run_id, case, "failed", reason, started)
 
 
 def _run_cases(

@@ -7,6 +7,7 @@ Validation names the file, the key and the allowed values. Keys under [[models]]
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -61,6 +62,7 @@ class CarbonSpec:
 
 
 _DEFAULTS = SuiteSettings()
+MAX_TIMELINE_HZ = 1000.0
 SETTING_KEYS = tuple(f.name for f in fields(SuiteSettings))
 CARBON_KEYS = {"country": str, "region": str, "intensity_g_per_kwh": float, "pue": float}
 _POSITIVE = ("repetitions", "min_window_s", "batch_sizes", "nproc_per_node", "nnodes")
@@ -105,6 +107,8 @@ def _check_type(source: str, key: str, value: Any, default: Any) -> Any:
     if isinstance(default, float):
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise fail(source, key, f"expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise fail(source, key, f"expected a finite number, got {value!r}")
         return float(value)
     if isinstance(default, tuple):
         if not isinstance(value, list):
@@ -130,6 +134,13 @@ def check_settings(source: str, raw: dict[str, Any]) -> SuiteSettings:
     for key in _NOT_NEGATIVE:
         if getattr(settings, key) < 0:
             raise fail(source, f"suite.{key}", f"must be >= 0, got {getattr(settings, key)!r}")
+    if settings.timeline_hz > MAX_TIMELINE_HZ:  # faster only spins the sampler
+        raise fail(
+            source,
+            "suite.timeline_hz",
+            f"must be at most {MAX_TIMELINE_HZ:g} (counters update about every ms), "
+            f"got {settings.timeline_hz!r}",
+        )
     if settings.peer not in (None, "codecarbon"):
         raise fail(source, "suite.peer", f"allowed: codecarbon, got {settings.peer!r}")
     check_precision(settings.precision, f"{source}: suite.precision")
@@ -146,5 +157,7 @@ def check_carbon(source: str, raw: dict[str, Any]) -> CarbonSpec:
             value = float(value)
         if not isinstance(value, expected):
             raise fail(source, f"carbon.{key}", f"expected a {expected.__name__}, got {value!r}")
+        if expected is float and not math.isfinite(value):
+            raise fail(source, f"carbon.{key}", f"expected a finite number, got {value!r}")
         out[key] = value
     return CarbonSpec(**out)

@@ -36,7 +36,7 @@ from harness.spec.settings import (
     fail,
     unknown_keys,
 )
-from harness.spec.variants import VARIANTS
+from harness.spec.variants import VARIANTS, resolve_variant
 
 try:
     import tomllib
@@ -73,6 +73,10 @@ def _variants(source: str, where: str, raw: Any) -> list[tuple[str, tuple[tuple[
             raise fail(
                 source, f"{where}[{i}]", f"unknown variant {name!r}; allowed: {', '.join(VARIANTS)}"
             )
+        try:
+            resolve_variant(name, params)  # names, types and ranges, before any training
+        except EnergyHarnessError as exc:
+            raise fail(source, f"{where}[{i}]", str(exc)) from None
         out.append((name, tuple(sorted(params.items()))))
     return out
 

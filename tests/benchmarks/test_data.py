@@ -46,7 +46,8 @@ def test_missing_dataset_says_where_it_looked_and_how_to_get_it(tmp_path, name, 
     message = str(info.value)
     assert str(tmp_path.resolve()) in message
     assert folder in message
-    assert "--download" in message and "--data-root" in message
+    assert "download = true" in message and "data_root" in message
+    assert "--download" not in message and "--data-root" not in message  # no such options
 
 
 def _write_idx(path, magic: int, dims: list[int], payload: bytes) -> None:

@@ -231,3 +231,29 @@ def test_the_cli_starts_without_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_a_duration_that_is_not_a_finite_number_is_refused(value):
+    result = runner.invoke(app, ["estimate", "lenet5", "--json", "--duration-s", value])
+    assert result.exit_code == 2
+    assert "--duration-s must be a finite number >= 0" in result.output
+    assert "NaN" not in result.stdout and "Infinity" not in result.stdout
+
+
+def test_a_batch_too_large_for_memory_is_one_line():
+    result = runner.invoke(app, ["estimate", "lenet5", "--batch-size", str(10**13)])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert result.output.startswith(
+        f"error: --batch-size {10**13}: one batch of lenet5's input does not fit in memory"
+    )
+
+
+def test_json_output_has_no_nan():
+    from harness.commands.common import json_safe
+
+    report = {"a": float("nan"), "b": [1.0, float("inf")], "c": {"d": -float("inf"), "e": 2}}
+    assert json.dumps(json_safe(report), allow_nan=False) == (
+        '{"a": null, "b": [1.0, null], "c": {"d": null, "e": 2}}'
+    )

@@ -81,3 +81,33 @@ def test_unknown_probe_and_missing_command_are_usage_errors():
     assert "Traceback" not in result.stderr
     result = cli("measure")
     assert result.returncode == 2 and "after `--`" in result.stderr
+
+
+def test_sigterm_is_forwarded_and_what_was_measured_is_printed(tmp_path):
+    import signal
+
+    marker = tmp_path / "child-got"
+    code = (
+        "import signal, sys, time\n"
+        "def stop(signum, frame):\n"
+        f"    open({str(marker)!r}, 'w').write(str(signum)); sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        "print('started', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    harness = subprocess.Popen(
+        [sys.executable, "-m", "harness", "measure", "--probe", "model", "--json", "--"]
+        + [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert harness.stderr.readline().strip() == "started"  # the child's stdout, on stderr
+    harness.send_signal(signal.SIGTERM)
+    stdout, stderr = harness.communicate(timeout=60)
+    assert harness.returncode == 143, stderr
+    assert marker.read_text() == str(signal.SIGTERM)  # the child got it and stopped
+    report = json.loads(stdout)
+    assert report["exit_code"] == 143 and report["total_source"] == "model"
+    assert report["duration_s"] > 0 and report["total_energy_j"] >= 0
+    assert any("stopped by SIGTERM" in w for w in report["warnings"])

@@ -50,3 +50,41 @@ def test_memory_stays_bounded_by_decimation(fake_powercap):
 def test_bad_rate_is_rejected():
     with pytest.raises(EnergyHarnessError, match="rate"):
         PowerTimeline([], rate_hz=0)
+
+
+def test_with_a_sink_points_reach_it_while_sampling_on_the_run_clock(fake_powercap):
+    from datetime import datetime, timedelta, timezone
+
+    tree = fake_powercap([FakeZone("intel-rapl:0", "package-0", 12.0)])
+    probe = RaplProbe(ProbeOptions(powercap_root=tree.root))
+    chunks: list[list] = []
+    origin = datetime.now(timezone.utc) - timedelta(seconds=100)  # a run started earlier
+    timeline = PowerTimeline([probe], rate_hz=20, sink=chunks.append, origin_utc=origin)
+    timeline.flush_s = 0.1
+    with probe, timeline:
+        time.sleep(0.8)
+        written_while_running = sum(len(c) for c in chunks)
+    assert written_while_running >= 5  # on disk before the end: a kill loses one chunk
+    assert len(timeline.points()) == 0  # nothing held back after the last flush
+    points = [p for chunk in chunks for p in chunk]
+    assert statistics.median(p.power_w for p in points) == pytest.approx(12.0, rel=0.05)
+    assert all(100.0 <= p.elapsed_s < 110.0 for p in points)
+    for p in points:  # elapsed_s and time_utc are the same clock
+        since_origin = datetime.fromisoformat(p.time_utc) - origin
+        assert since_origin.total_seconds() == pytest.approx(p.elapsed_s, abs=0.002)
+
+
+def test_a_failing_sink_is_kept_and_sampling_goes_on(fake_powercap):
+    tree = fake_powercap([FakeZone("intel-rapl:0", "package-0", 12.0)])
+    probe = RaplProbe(ProbeOptions(powercap_root=tree.root))
+    full = OSError(28, "No space left on device")
+
+    def sink(points):
+        raise full
+
+    timeline = PowerTimeline([probe], rate_hz=20, sink=sink)
+    timeline.flush_s = 0.05
+    with probe, timeline:
+        time.sleep(0.5)
+    assert timeline.sink_error is full and timeline.sink is None
+    assert len(timeline.points()) >= 3  # kept in memory after the sink failed

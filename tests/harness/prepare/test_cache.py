@@ -87,7 +87,7 @@ def test_structured_architecture_is_rebuilt_from_the_file(small_digits, tmp_path
     payload = torch.load(first.cache_path, weights_only=True)
     assert payload["structure"]["conv1"] == {"out_channels": 3}
     assert payload["structure"]["fc1"]["in_features"] == 8 * 5 * 5
-    rebuilt = ModelCache(tmp_path).load(first.cache_key)
+    rebuilt = ModelCache(tmp_path).load(first.cache_key, "lenet5", first.model_kwargs)
     assert rebuilt is not None
     assert rebuilt.model.conv2.weight.shape == (8, 3, 5, 5)
     assert sum(p.numel() for p in rebuilt.model.parameters()) < 61_706 / 3
@@ -110,13 +110,13 @@ def test_an_unreadable_file_is_a_miss_and_gets_rewritten(small_digits, tmp_path)
         again = prepare_model("mlp", small_digits, train_config=QUICK, cache=cache)
     assert not again.from_cache
     assert _same_outputs(first.model, again.model, "mlp")  # same seed: same model
-    assert ModelCache(tmp_path).load(first.cache_key) is not None
+    assert ModelCache(tmp_path).load(first.cache_key, "mlp", first.model_kwargs) is not None
 
 
 def test_a_disabled_cache_never_reads_or_writes(tmp_path):
     cache = ModelCache(tmp_path, enabled=False)
     assert cache.save("k", build_model("lenet5"), model_name="lenet5", model_kwargs={}) is None
-    assert cache.load("k") is None
+    assert cache.load("k", "lenet5", {}) is None
     assert not list(tmp_path.iterdir())
 
 
@@ -135,3 +135,49 @@ def test_default_folder_is_results_cache_or_the_environment(monkeypatch, tmp_pat
     assert ModelCache().root.as_posix() == "results/cache"
     monkeypatch.setenv("ENERGY_HARNESS_CACHE", str(tmp_path))
     assert ModelCache().root == tmp_path
+
+
+def _tamper(path, **changes) -> None:
+    payload = torch.load(path, weights_only=True)
+    payload.update(changes)
+    torch.save(payload, path)
+
+
+def test_a_cache_file_never_chooses_what_is_built(small_digits, tmp_path):
+    cache = ModelCache(tmp_path / "cache")
+    first = prepare_model("mlp", small_digits, train_config=QUICK, cache=cache)
+    marker = tmp_path / "owned"
+    _tamper(
+        first.cache_path,
+        model_name="subprocess:run",
+        model_kwargs={"args": ["touch", str(marker)]},
+    )
+    with pytest.warns(UserWarning, match="made for model_name 'subprocess:run', not 'mlp'"):
+        again = prepare_model("mlp", small_digits, train_config=QUICK, cache=cache)
+    assert not marker.exists()  # nothing named in the file ran
+    assert not again.from_cache
+    assert _same_outputs(first.model, again.model, "mlp")
+    rewritten = torch.load(first.cache_path, weights_only=True)
+    assert rewritten["model_name"] == "mlp"
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"key": "0" * 24}, "made for key"),
+        ({"model_kwargs": {"num_classes": 3}}, "made for model_kwargs"),
+        ({"structure": {"net.1": {"forward": "print"}}}, "does not have"),
+        ({"structure": {"nope": {"out_features": 3}}}, "names no module"),
+        ({"quantized": ["Module"]}, "quantized module types"),
+        ({"meta": {"accuracy": "high"}}, "meta field accuracy"),
+    ],
+)
+def test_a_cache_file_that_does_not_match_its_key_is_a_miss(
+    small_digits, tmp_path, changes, problem
+):
+    cache = ModelCache(tmp_path)
+    first = prepare_model("mlp", small_digits, train_config=QUICK, cache=cache)
+    _tamper(first.cache_path, **changes)
+    with pytest.warns(UserWarning, match=problem):
+        again = prepare_model("mlp", small_digits, train_config=QUICK, cache=cache)
+    assert not again.from_cache and again.accuracy == first.accuracy

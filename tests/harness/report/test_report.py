@@ -287,3 +287,44 @@ def test_the_table_footnote_and_scatter_say_one_thing(tmp_path):
     for view, estimated, measured in points:
         # the scatter's two figures are the table's: same sign, same size of the error
         assert view.estimate_error_pct == pytest.approx(100 * (estimated - measured) / measured)
+
+
+def test_report_of_a_file_says_it_is_not_a_run_directory(tmp_path):
+    app = typer.Typer()
+    register(app)
+    (tmp_path / "cases.csv").write_text("case_id\n")
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "cases.csv")])
+    assert result.exit_code == 2
+    assert f"error: {tmp_path / 'cases.csv'} is not a run directory (a file)" in result.output
+
+
+def test_a_read_only_or_full_run_dir_gives_one_line_and_no_temporary_file(tmp_path):
+    from faults import read_only, small_disk
+
+    app = typer.Typer()
+    register(app)
+    run = make_run(tmp_path / "run1")
+    with read_only(run):
+        result = CliRunner().invoke(app, ["report", str(run)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"error: cannot write {run / 'report.html'}: " in result.output
+    with small_disk(tmp_path / "disk", 64) as disk:  # the page (~100 KB of plots) cannot fit
+        full = make_run(disk / "run1")
+        result = CliRunner().invoke(app, ["report", str(full)])
+        assert result.exit_code == 2
+        assert f"cannot write {full / 'report.html'}: No space left on device" in result.output
+        assert not [p.name for p in full.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_the_timeline_plots_real_time_across_resumed_sessions():
+    from harness.report.plots import timeline_seconds
+
+    def session(start: str, n: int) -> list[dict[str, str]]:  # elapsed_s restarting at 0
+        return [
+            {"time_utc": f"{start}:0{k}.000+00:00", "elapsed_s": str(k), "power_w": "10"}
+            for k in range(n)
+        ]
+
+    rows = session("2026-01-01T10:00", 3) + session("2026-01-01T10:05", 3)
+    assert timeline_seconds(rows) == [0, 1, 2, 300, 301, 302]
+    assert timeline_seconds([{"time_utc": "", "elapsed_s": "1.5"}]) == [1.5]

@@ -42,6 +42,8 @@ def test_override_and_default_are_labelled():
         ({"country": "USA", "region": "atlantis"}, "unknown region 'atlantis'"),
         ({"region": "texas"}, "--region needs --country"),
         ({"pue": 0.8}, "--pue must be >= 1.0"),
+        ({"pue": float("nan")}, "and finite, got nan"),
+        ({"intensity_g_per_kwh": float("inf")}, "--carbon-intensity must be >= 0 g/kWh and finite"),
     ],
 )
 def test_bad_carbon_settings_say_what_to_fix(kwargs, message):

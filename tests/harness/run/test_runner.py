@@ -137,13 +137,17 @@ def test_failing_case_is_recorded_and_the_suite_goes_on(options, tmp_path, monke
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
     text = SMALL.replace(
         'name = "lenet5"',
-        'name = "user_models:broken"\nvariants = ["dense"]\n[[models]]\nname = "lenet5"',
+        'name = "user_models:broken"\nvariants = ["dense"]\n[[models]]\n'
+        'name = "user_models:hungry"\nvariants = ["dense"]\n[[models]]\nname = "lenet5"',
         1,
     )
     run_dir = run_suite(parse_suite(text, "s.toml"), options, out=tmp_path / "run")
     cases = {r["case_id"]: r for r in read_rows(run_dir / "cases.csv")}
     broken = cases["user_models:broken/dense/inference/bs32/cpu"]
     assert broken["status"] == "failed" and "always fails" in broken["error"]
+    hungry = cases["user_models:hungry/dense/inference/bs32/cpu"]
+    assert hungry["status"] == "failed"
+    assert hungry["error"].startswith("out of memory: RuntimeError: ")
     assert cases["lenet5/dense/inference/bs32/cpu"]["status"] == "ok"
 
 

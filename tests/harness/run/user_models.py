@@ -32,3 +32,22 @@ def raises(**_: object) -> nn.Module:
 def not_a_module(**_: object) -> object:
     """A factory that returns something other than a model."""
     return {"weights": [1, 2, 3]}
+
+
+class Hungry(nn.Module):
+    """Builds fine; its forward pass asks for more memory than any machine has."""
+
+    def __init__(self, num_classes: int = 10, **_: object) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.empty(1 << 50, device=x.device)  # 4 PiB
+
+
+def hungry(**kwargs: object) -> nn.Module:
+    return Hungry(**kwargs)
+
+
+hungry.input_shape = (1, 32, 32)
+ok = broken  # a name that console markup would turn into an emoji (`user_models:ok:`)

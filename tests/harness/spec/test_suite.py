@@ -41,6 +41,9 @@ def test_bundled_suites_parse():
     assert {c.model for c in gpu.cases} == {"resnet18", "mobilenet_v2", "transformer"}
 
 
+VARIANT = "[[models]]\nname = 'lenet5'\nvariants = [{{ name = 'magnitude', {} }}]"
+
+
 @pytest.mark.parametrize(
     "text, expected",
     [
@@ -56,6 +59,32 @@ def test_bundled_suites_parse():
             "[suite]\nprecision = 'fp8'\n[[models]]\nname = 'lenet5'",
             "suite.precision: unknown precision 'fp8'; allowed: fp32, tf32, bf16, fp16",
         ),
+        # no float is NaN or infinite (TOML has both literals)
+        (
+            "[suite]\nmin_window_s = nan\n[[models]]\nname = 'lenet5'",
+            "suite.min_window_s: expected a finite",
+        ),
+        (
+            "[suite]\nidle_baseline_s = inf\n[[models]]\nname = 'lenet5'",
+            "suite.idle_baseline_s: expected a finite",
+        ),
+        (
+            "[suite]\ntimeline_hz = inf\n[[models]]\nname = 'lenet5'",
+            "suite.timeline_hz: expected a finite",
+        ),
+        (
+            "[suite]\ntimeline_hz = 1e9\n[[models]]\nname = 'lenet5'",
+            "suite.timeline_hz: must be at most 1000",
+        ),
+        ("[carbon]\npue = nan\n[[models]]\nname = 'lenet5'", "carbon.pue: expected a finite"),
+        # variant parameters are checked when the suite is read, not when the case runs
+        (
+            VARIANT.format("sparsity = 5"),
+            "models[0].variants[0]: variant 'magnitude': sparsity must be in [0, 1)",
+        ),
+        (VARIANT.format('sparsity = "high"'), "parameter sparsity must be a float, got 'high'"),
+        (VARIANT.format("sparsity = nan"), "sparsity must be in [0, 1)"),
+        (VARIANT.format("level = 3"), "unknown parameter(s) level; known: sparsity"),
     ],
 )
 def test_bad_suites_name_file_key_and_fix(text, expected):

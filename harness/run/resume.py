@@ -1,0 +1,106 @@
+"""Resuming a run: its saved suite and options, its damage, what is left to do.
+
+A resumed run continues exactly as it was started (suite.toml and run.json of the run
+directory). A row cut off mid-write is set aside first; rows of a case that has no
+cases.csv row yet are dropped and the case runs again. A damaged file is one line that
+names it and how to recover.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness.errors import EnergyHarnessError, output_error
+from harness.rows.columns import MEASUREMENT_COLUMNS
+from harness.rows.csvfile import CsvAppender, read_rows, set_aside_torn_row
+from harness.rows.rundir import RUN_CSVS
+from harness.run.options import RunOptions, shard_cases
+from harness.spec.case import Case
+from harness.spec.suite import Suite, parse_suite
+
+Say = Callable[[str], None]
+
+
+def drop_unfinished_rows(run_dir: Path, finished: set[str]) -> int:
+    """Rewrite measurements.csv without rows of cases that have no case row yet."""
+    path = run_dir / "measurements.csv"
+    rows = read_rows(path)
+    keep = [r for r in rows if r["case_id"] in finished]
+    if len(keep) == len(rows):
+        return 0
+    tmp = path.with_suffix(".csv.tmp")
+    try:
+        tmp.unlink(missing_ok=True)
+        appender = CsvAppender(tmp, MEASUREMENT_COLUMNS)
+        appender.append_many(keep)
+        appender.close()
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise output_error(path, exc) from None
+        raise
+    return len(rows) - len(keep)
+
+
+def load_resume(run_dir: Path) -> tuple[Suite, RunOptions, dict[str, Any]]:
+    """The suite, options and record of a run to resume; damage is one line naming the
+    file and how to recover."""
+    meta_path = run_dir / "run.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+        if not isinstance(meta, dict) or not isinstance(meta.get("options"), dict):
+            raise ValueError("no `options` table")
+        options = RunOptions.from_dict(meta["options"])
+    except (OSError, ValueError, TypeError) as exc:
+        raise EnergyHarnessError(
+            f"{meta_path} is damaged ({type(exc).__name__}: {exc}); it records the run's "
+            "options: restore it, or start a new run of the same suite with "
+            f"`energy-harness run {run_dir}/suite.toml --out NEW_DIR`"
+        ) from None
+    try:
+        text = (run_dir / "suite.toml").read_text()
+    except OSError as exc:
+        raise EnergyHarnessError(
+            f"cannot read {run_dir}/suite.toml ({exc.strerror}); copy the suite file this "
+            f"run was started with to {run_dir}/suite.toml, then resume again"
+        ) from None
+    return parse_suite(text, f"{run_dir}/suite.toml"), options, meta
+
+
+def check_resumable(run_dir: Path) -> None:
+    if not (run_dir / "run.json").is_file():
+        raise EnergyHarnessError(
+            f"{run_dir} is not a run directory (no run.json); give the directory that "
+            "`energy-harness run` printed"
+        )
+
+
+def pending_cases(run_dir: Path, suite: Suite, options: RunOptions, say: Say) -> list[Case]:
+    """The cases of a resumed run without a row in cases.csv (none: the run is finished,
+    and nothing is changed). A partial last row of any CSV is set aside, and rows of a
+    half-measured case are dropped; each is said in one line."""
+    for name in RUN_CSVS:
+        message = set_aside_torn_row(run_dir / name)
+        if message:
+            say(f"warning: {message}")
+    finished = {r["case_id"] for r in read_rows(run_dir / "cases.csv")}
+    todo = [c for c in shard_cases(suite.cases, options.shard) if c.case_id not in finished]
+    if not todo:
+        say(
+            f"{run_dir} is finished: all {len(finished)} cases have a row in cases.csv; "
+            "nothing to do"
+        )
+        return todo
+    dropped = drop_unfinished_rows(run_dir, finished)
+    say(
+        f"resuming {run_dir}: {len(finished)} cases done, {len(todo)} to go"
+        + (f" ({dropped} rows of an interrupted case dropped)" if dropped else "")
+    )
+    return todo
