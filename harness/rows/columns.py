@@ -43,6 +43,7 @@ MEASUREMENT_COLUMNS = [
     "energy_j_per_sample",
     "valid",
     "note",
+    "invalid_reason",  # why energy_j is empty (also in note); empty when valid
 ]
 
 CASE_COLUMNS = [

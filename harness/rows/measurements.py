@@ -66,6 +66,7 @@ def measurement_rows(
                     "energy_j_per_sample": None if energy is None else energy / world_samples,
                     "valid": energy is not None,
                     "note": d["invalid_reason"] or d["note"],
+                    "invalid_reason": d["invalid_reason"],
                 }
             )
     return rows

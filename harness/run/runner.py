@@ -21,7 +21,7 @@ from harness.errors import EnergyHarnessError, error_text
 from harness.measure.clock import utc_now_iso
 from harness.measure.environment import environment_record
 from harness.measure.meter import EnergyMeter
-from harness.measure.probes import load_probes, probe_statuses
+from harness.measure.probes import probe_statuses, select_probes
 from harness.measure.timeline import PowerTimeline
 from harness.prepare.cache import ModelCache
 from harness.prepare.hardware import DeviceUnavailable, check_device
@@ -152,9 +152,10 @@ def run_suite(
     # settings a user can get wrong are checked before a run directory is made
     carbon = _carbon(suite, options)
     probe_opts = ProbeOptions(powercap_root=options.powercap_root)
-    meter = EnergyMeter(
-        load_probes(options.probes or list(suite.settings.probes) or None, probe_opts)
-    )
+    selected = select_probes(options.probes or list(suite.settings.probes) or None, probe_opts)
+    for warning in selected.warnings:  # a zone left out, a GPU hidden: said before the run
+        console.print(f"warning: {warning}", markup=False, highlight=False)
+    meter = EnergyMeter(selected.probes)
     run_dir = (
         Path(resume) if resume is not None else _new_run_dir(suite, options, out, results_root)
     )
