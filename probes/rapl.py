@@ -86,7 +86,6 @@ class _Found:
     name: str
     key: str  # names from the top zone down: `package-0/dram` (the same for MMIO twins)
     fd: int = -1
-    first_raw: bytes = b""
     max_range_uj: int = 0
     problem: str = ""  # why the counter cannot be read, with the fix ("" when it can)
 
@@ -97,15 +96,6 @@ class _Found:
     @property
     def mmio(self) -> bool:
         return self.zone_id.startswith("intel-rapl-mmio")
-
-
-def parse_counter(data: bytes) -> int | None:
-    """The value of an energy_uj file's content; None unless a non-negative integer."""
-    try:
-        value = int(data)
-    except ValueError:
-        return None
-    return value if value >= 0 else None
 
 
 def _read_int(path: Path) -> int:
@@ -216,7 +206,7 @@ def _open_counter(found: _Found) -> None:
         return
     try:
         found.fd = os.open(found.energy_file, os.O_RDONLY)
-        found.first_raw = os.pread(found.fd, READ_BYTES, 0)
+        os.pread(found.fd, READ_BYTES, 0)  # sysfs may refuse the read itself (EIO, ENODATA)
     except OSError as exc:
         if found.fd >= 0:
             os.close(found.fd)
@@ -254,6 +244,7 @@ class RaplProbe(Probe):
         self._skipped: list[str] = []
         self._warnings: list[str] = []
         self._reason: str | None = None
+        self._any_invalid = False  # some zone has had an invalid reading
         self.poll_interval_s = 0.0
         self._discover()
 
@@ -337,7 +328,7 @@ class RaplProbe(Probe):
             max_power_w = self._max_power_w(f.directory, kind)
             zone = _Zone(f.zone_id, f.energy_file, kind, domain, f.max_range_uj, max_power_w)
             zone.fd, zone.last_t = f.fd, now
-            self._start_counter(zone, f.first_raw)
+            self._advance(zone, now)  # the first reading: the base of the zone's total
             zones.append(zone)
         return sorted(zones, key=lambda z: z.domain.name)
 
@@ -406,27 +397,25 @@ class RaplProbe(Probe):
             raise EnergyHarnessError(f"rapl probe unavailable: {self._reason}")
         with self._lock:
             zones = self._zones
+            now = time.monotonic()
             for zone in zones:
-                self._advance(zone)
+                self._advance(zone, now)
+            energy = {z.domain.name: z.total_uj * 1e-6 for z in zones}
+            if not self._any_invalid:  # the common case, kept cheap: windows read twice
+                return Reading(now, energy)
+            bad = [z for z in zones if z.invalid]
             return Reading(
-                time.monotonic(),
-                {z.domain.name: z.total_uj / 1e6 for z in zones},
-                {z.domain.name: z.invalid for z in zones if z.invalid},
-                {z.domain.name: z.invalid_reason for z in zones if z.invalid},
+                now,
+                energy,
+                {z.domain.name: z.invalid for z in bad},
+                {z.domain.name: z.invalid_reason for z in bad},
             )
 
     def _mark_invalid(self, zone: _Zone, reason: str) -> None:
+        self._any_invalid = True
         zone.invalid += 1
         zone.invalid_reason = reason
         zone.lost = True
-
-    def _start_counter(self, zone: _Zone, data: bytes) -> None:
-        """The first reading of a zone: the base of its total, or an invalid reading."""
-        raw = parse_counter(data)
-        if raw is None:
-            self._mark_invalid(zone, self._bad_value(zone, data))
-        else:
-            zone.last_raw_uj = raw
 
     @staticmethod
     def _bad_value(zone: _Zone, data: bytes) -> str:
@@ -435,20 +424,21 @@ class RaplProbe(Probe):
             "integer: energy_uj is an unsigned counter, so this reading is invalid"
         )
 
-    def _advance(self, zone: _Zone) -> None:
+    def _advance(self, zone: _Zone, now: float) -> None:
         """Fold the counter's movement since the last read into the zone's total."""
         try:
             if zone.fd < 0:
                 zone.fd = os.open(zone.path, os.O_RDONLY)
             data = os.pread(zone.fd, READ_BYTES, 0)
+            raw = int(data)
         except OSError as exc:
             self._mark_invalid(zone, f"cannot read {zone.path}: {exc.strerror or exc}")
             return
-        raw = parse_counter(data)
-        if raw is None:
+        except ValueError:
+            raw = -1
+        if raw < 0:
             self._mark_invalid(zone, self._bad_value(zone, data))
             return
-        now = time.monotonic()
         if zone.lost:  # energy since the last valid reading is unknown: start afresh
             zone.invalid += 1
             zone.lost = False
@@ -467,6 +457,7 @@ class RaplProbe(Probe):
         if delta_uj <= possible_uj:
             zone.total_uj += delta_uj
             return
+        self._any_invalid = True
         zone.invalid += 1
         zone.invalid_reason = (
             f"{zone.path} went backwards ({zone.last_raw_uj} -> {raw} uJ) after "

@@ -44,6 +44,7 @@ MEASUREMENT_COLUMNS = [
     "valid",
     "note",
     "invalid_reason",  # why energy_j is empty (also in note); empty when valid
+    "other_cpu_pct",  # CPU use outside the measured process tree during the window
 ]
 
 CASE_COLUMNS = [

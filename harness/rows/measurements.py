@@ -8,7 +8,6 @@ per sample.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,8 +31,9 @@ def window_record(
         "samples": samples,
         "start_utc": m.start_utc,
         "duration_s": m.duration_s,
-        "domains": [dataclasses.asdict(d) for d in m.domains],
+        "domains": [d._asdict() for d in m.domains],
         "warnings": list(m.warnings),
+        "other_cpu_pct": m.other_cpu_pct,
     }
 
 
@@ -67,6 +67,7 @@ def measurement_rows(
                     "valid": energy is not None,
                     "note": d["invalid_reason"] or d["note"],
                     "invalid_reason": d["invalid_reason"],
+                    "other_cpu_pct": record.get("other_cpu_pct"),
                 }
             )
     return rows
