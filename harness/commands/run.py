@@ -14,6 +14,7 @@ from rich.table import Table
 from harness.commands.common import PowercapRoot, ProbeNames, user_errors
 from harness.measure.sources import source_label
 from harness.rows.csvfile import read_rows
+from harness.rows.stability import stability_warning
 
 console = Console()
 
@@ -48,6 +49,19 @@ def summary_table(run_dir: Path) -> Table:
             _fmt(row["estimate_error_pct"], 1, 3),
         )
     return table
+
+
+def stability_warnings(run_dir: Path) -> list[str]:
+    """One line per unstable case of the run: what was wrong and what to do."""
+    warnings = (stability_warning(row) for row in read_rows(run_dir / "cases.csv"))
+    return [f"warning: {w}" for w in warnings if w]
+
+
+def print_summary(run_dir: Path) -> None:
+    """The summary table, then a warning for each case whose figure is not stable."""
+    console.print(summary_table(run_dir))
+    for line in stability_warnings(run_dir):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -114,7 +128,7 @@ def run_command(
         if where is not None:
             console.print(str(where), markup=False, highlight=False)
         raise typer.Exit(130) from None
-    console.print(summary_table(run_dir))
+    print_summary(run_dir)
     if report:
         from harness.report.page import write_report
 
@@ -131,7 +145,7 @@ def merge_command(
     from harness.rows.merge import merge_runs
 
     merged = merge_runs(run_dirs, output)
-    console.print(summary_table(merged))
+    print_summary(merged)
     console.print(str(merged), markup=False, highlight=False)
 
 

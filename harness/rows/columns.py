@@ -99,4 +99,9 @@ CASE_COLUMNS = [
     "started_utc",
     "finished_utc",
     "world_size",  # ddp-training: ranks over all nodes (empty for single-process cases)
+    # whether the energy per sample is a stable figure (harness.rows.stability)
+    "energy_j_per_sample_cv_pct",
+    "other_cpu_pct_max",
+    "stable",
+    "unstable_reason",
 ]

@@ -83,6 +83,7 @@ class RepetitionTotal:
     iterations: int  # per rank
     duration_s: float  # the longest rank's window
     sources: frozenset[str] = field(default_factory=frozenset)
+    other_cpu_pct: float | None = None  # the busiest rank's window (None: unknown)
 
     @property
     def source(self) -> str:
@@ -94,6 +95,7 @@ def repetition_total(ranks: list[Mapping[str, Any]]) -> RepetitionTotal:
     """Add up one repetition's ranks (each domain is owned by one rank: no double count)."""
     energy = dynamic = 0.0
     sources: set[str] = set()
+    busy = [r["other_cpu_pct"] for r in ranks if r.get("other_cpu_pct") is not None]
     for record in ranks:
         for d in record["domains"]:
             if not d["in_total"]:
@@ -109,4 +111,5 @@ def repetition_total(ranks: list[Mapping[str, Any]]) -> RepetitionTotal:
         iterations=max(int(r["iterations"]) for r in ranks),
         duration_s=max(float(r["duration_s"]) for r in ranks),
         sources=frozenset(sources),
+        other_cpu_pct=max(busy, default=None),
     )

@@ -22,6 +22,7 @@ from harness.rows.carbon import CarbonSettings
 from harness.rows.cases import CaseFigures, case_figures, measured_case_row
 from harness.rows.csvfile import CsvAppender
 from harness.rows.measurements import measurement_rows, repetition_total, window_record
+from harness.rows.stability import StabilityLimits
 from harness.run.peer import CodecarbonPeer
 from harness.spec.case import Case
 from harness.spec.catalog import DatasetSplits, load_dataset
@@ -128,6 +129,7 @@ def case_row(
         ctx.carbon,
         idle_baseline=bool(ctx.meter.idle_power_w),
         started=started,
+        limits=StabilityLimits.of(ctx.suite.settings),
         extra=extra,
     )
 

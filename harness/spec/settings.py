@@ -40,6 +40,8 @@ class SuiteSettings:
     peer: str | None = None
     nproc_per_node: int = 2  # ddp-training: ranks per node
     nnodes: int = 1
+    stable_max_cv_pct: float = 10.0  # above: unstable (spread of energy per sample)
+    stable_max_other_cpu_pct: float = 25.0  # above, in any window: unstable (busy machine)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (tuples as lists), for run records."""
@@ -61,7 +63,15 @@ class CarbonSpec:
 _DEFAULTS = SuiteSettings()
 SETTING_KEYS = tuple(f.name for f in fields(SuiteSettings))
 CARBON_KEYS = {"country": str, "region": str, "intensity_g_per_kwh": float, "pue": float}
-_POSITIVE = ("repetitions", "min_window_s", "batch_sizes", "nproc_per_node", "nnodes")
+_POSITIVE = (
+    "repetitions",
+    "min_window_s",
+    "batch_sizes",
+    "nproc_per_node",
+    "nnodes",
+    "stable_max_cv_pct",
+    "stable_max_other_cpu_pct",
+)
 _NOT_NEGATIVE = (
     "warmup_iterations",
     "idle_baseline_s",
@@ -128,6 +138,12 @@ def check_settings(source: str, raw: dict[str, Any]) -> SuiteSettings:
     for key in _NOT_NEGATIVE:
         if getattr(settings, key) < 0:
             raise fail(source, f"suite.{key}", f"must be >= 0, got {getattr(settings, key)!r}")
+    if settings.stable_max_other_cpu_pct > 100:
+        raise fail(
+            source,
+            "suite.stable_max_other_cpu_pct",
+            f"a percentage of the CPUs, at most 100, got {settings.stable_max_other_cpu_pct!r}",
+        )
     if settings.peer not in (None, "codecarbon"):
         raise fail(source, "suite.peer", f"allowed: codecarbon, got {settings.peer!r}")
     return settings
