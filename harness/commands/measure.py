@@ -105,6 +105,9 @@ def measure_command(
         for line in domain_notes(m):
             err_console.print(line, markup=False, highlight=False)
         err_console.print(total_line(m), markup=False, highlight=False)
+        if m.other_cpu_pct is not None:
+            line = f"other processes used {m.other_cpu_pct:.0f} % of the CPUs meanwhile"
+            err_console.print(line, markup=False, highlight=False)
         for warning in warnings:
             err_console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(exit_code)
@@ -131,6 +134,7 @@ def measurement_json(m: Measurement, exit_code: int, warnings: list[str]) -> dic
         ],
         "exit_code": exit_code,
         "warnings": [*warnings, *(invalid_line(d) for d in m.domains if d.invalid_reason)],
+        "other_cpu_pct": m.other_cpu_pct,
     }
 
 

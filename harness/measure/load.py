@@ -46,12 +46,17 @@ class MachineLoad:
     def __init__(self, root_pid: int | None = None) -> None:
         self.tree = ProcessTree(root_pid)
         self.cpus = os.cpu_count() or 1
-        try:
-            self._uptime_fd = os.open(UPTIME, os.O_RDONLY)
-        except OSError:
-            self._uptime_fd = -1
+        self._uptime_fd = -1
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._open_uptime()
+
+    def _open_uptime(self) -> None:
+        if self._uptime_fd < 0:
+            try:
+                self._uptime_fd = os.open(UPTIME, os.O_RDONLY)
+            except OSError:
+                self._uptime_fd = -1  # not Linux: other_cpu_pct is None
 
     @property
     def available(self) -> bool:
@@ -60,6 +65,7 @@ class MachineLoad:
 
     def start(self) -> None:
         """List the tree now, then again every second in a daemon thread."""
+        self._open_uptime()
         if self._thread is not None or not self.available:
             return
         self.tree.refresh()
@@ -73,12 +79,15 @@ class MachineLoad:
         self._thread.start()
 
     def close(self) -> None:
-        """Stop listing the tree and close its /proc files (`start` opens them again)."""
+        """Stop listing the tree and close the /proc files (`start` opens them again)."""
         if self._thread is not None:
             self._stop.set()
             self._thread.join(timeout=5)
             self._thread = None
         self.tree.close()
+        if self._uptime_fd >= 0:
+            os.close(self._uptime_fd)
+            self._uptime_fd = -1
 
     def sample(self) -> LoadSample | None:
         """Now: time, idle seconds of the machine, CPU seconds of the tree (None: unknown)."""

@@ -50,6 +50,7 @@ def test_measure_json_reports_fake_rapl_energy_and_exit_code(fake_powercap):
     assert "child output" in result.stderr
     assert report["exit_code"] == 7
     assert report["total_energy_j"] == pytest.approx(40 * report["duration_s"], rel=0.02)
+    assert 0 <= report["other_cpu_pct"] <= 100  # a 1 s command: long enough for a figure
     assert report["domains"] == [
         {
             "probe": "rapl",
