@@ -136,6 +136,18 @@ def costs_us(rows: dict[str, Callable[[], None]], pairs: int) -> dict[str, list[
     return costs
 
 
+def median_p95(values: list[float]) -> tuple[float, float]:
+    """Median and 95th percentile."""
+    ordered = sorted(values)
+    return statistics.median(ordered), ordered[int(0.95 * (len(ordered) - 1))]
+
+
+def window_pair_us(probe: Probe, pairs: int) -> tuple[float, float]:
+    """Median and p95 of one begin_window + end_window pair of `probe`, in microseconds."""
+    with EnergyMeter([probe]) as meter:
+        return median_p95(costs_us({"window": window_pair(meter)}, pairs)["window"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=2000, help="window pairs per row")
@@ -157,9 +169,7 @@ def main() -> None:
     floor_us = statistics.median(costs[next(iter(rows))])
     print(f"{'':<30} {'median_us':>10} {'p95_us':>10} {'x floor':>8}   (one begin+end window)")
     for name, values in costs.items():
-        values.sort()
-        median_us = statistics.median(values)
-        p95_us = values[int(0.95 * (len(values) - 1))]
+        median_us, p95_us = median_p95(values)
         print(f"{name:<30} {median_us:>10.1f} {p95_us:>10.1f} {median_us / floor_us:>8.1f}")
 
 
