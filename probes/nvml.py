@@ -223,11 +223,14 @@ class NvmlProbe(Probe):
             for gpu in self._gpus:
                 if not gpu.has_counter:
                     gpu.last_t = now
-                    self._guarded(gpu, lambda g: setattr(g, "last_power_w", self._power_w(g)))
+                    self._guarded(gpu, self._first_power)
         self._start_loop("nvml-power", 1.0 / max(self.options.sample_hz, 0.1), self._sample)
 
     def _power_w(self, gpu: _Gpu) -> float:
         return self._nvml.nvmlDeviceGetPowerUsage(gpu.handle) / 1000.0
+
+    def _first_power(self, gpu: _Gpu) -> None:
+        gpu.last_power_w = self._power_w(gpu)
 
     def _integrate(self, gpu: _Gpu, now: float) -> None:
         power_w = self._power_w(gpu)
