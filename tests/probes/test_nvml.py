@@ -19,8 +19,9 @@ FAKE_DIR = Path(__file__).resolve().parents[1] / "fakes"
 
 def make_fake_pynvml(gpus: list, init_error: str | None = None) -> types.ModuleType:
     """A fresh copy of tests/fakes/pynvml.py seeing `gpus` (FakeGpu from it, or tuples)."""
-    spec = importlib.util.spec_from_file_location("pynvml", FAKE_DIR / "pynvml.py")
+    spec = importlib.util.spec_from_file_location("fake_pynvml", FAKE_DIR / "pynvml.py")
     mod = importlib.util.module_from_spec(spec)
+    sys.modules["fake_pynvml"] = mod  # its dataclass looks its module up while defined
     spec.loader.exec_module(mod)
     mod.configure([g if isinstance(g, mod.FakeGpu) else mod.FakeGpu(*g) for g in gpus], init_error)
     return mod
