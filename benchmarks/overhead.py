@@ -1,23 +1,40 @@
 """Cost of one begin+end window pair, per probe: `python -m benchmarks.overhead`.
 
-Prints microseconds per pair (median and 95th percentile over many pairs) for each
-probe available on this machine, and for the rapl probe over a fake powercap tree
-(static counters in a temporary folder), which measures the probe's own file reading
-and bookkeeping. Benchmark scripts sit on top of `harness`, unlike the model and data
+Prints microseconds per pair (median and 95th percentile over many pairs) beside the
+floor measured in the same run: the bare reads one rapl window needs (each counter of a
+fake four-zone powercap tree read twice with `os.pread` on a descriptor kept open, as
+sysfs allows), and the ratio of each figure to that floor. Rows:
+
+- the floor itself;
+- `other_cpu_pct` sampling alone (two samples of `harness.measure.load.MachineLoad`: part
+  of every window below);
+- rapl over the fake tree (static counters in RAM), which measures the probe's own file
+  reading and the meter's bookkeeping;
+- nvml over a fake NVML whose calls return at once (the probe's and meter's bookkeeping);
+- every probe available on this machine.
+
+Blocks of pairs of each row are interleaved, so that a neighbour's load spreads over all
+of them alike. Benchmark scripts sit on top of `harness`, unlike the model and data
 modules of this package, which `harness` imports.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import tempfile
 import time
+import types
+from collections.abc import Callable
 from pathlib import Path
 
+from harness.measure.load import MachineLoad
 from harness.measure.meter import EnergyMeter
 from harness.measure.probes import load_probes
 from probes.base import Probe, ProbeOptions
+from probes.nvml import NvmlProbe
 from probes.rapl import RaplProbe
 
 FAKE_ZONES = [
@@ -26,6 +43,7 @@ FAKE_ZONES = [
     ("intel-rapl:0:1", "uncore"),
     ("intel-rapl:0:2", "dram"),
 ]
+BLOCKS = 10  # interleaved blocks per row
 
 
 def fake_powercap_tree(root: Path) -> Path:
@@ -39,33 +57,120 @@ def fake_powercap_tree(root: Path) -> Path:
     return root
 
 
-def window_pair_us(probe: Probe, pairs: int) -> tuple[float, float]:
-    """Median and p95 of one begin_window + end_window pair, in microseconds."""
-    costs = []
-    with EnergyMeter([probe]) as meter:
-        for _ in range(pairs):
-            t0 = time.perf_counter()
-            meter.begin_window("w")
-            meter.end_window("w")
-            costs.append((time.perf_counter() - t0) * 1e6)
+def fake_nvml() -> types.ModuleType:
+    """A `pynvml` stand-in with one GPU whose calls return at once (a static counter)."""
+    mod = types.ModuleType("pynvml")
+    mod.NVMLError = type("NVMLError", (Exception,), {})  # type: ignore[attr-defined]
+    calls: dict[str, Callable[..., object]] = {
+        "nvmlInit": lambda: None,
+        "nvmlSystemGetDriverVersion": lambda: "fake",
+        "nvmlDeviceGetCount": lambda: 1,
+        "nvmlDeviceGetHandleByIndex": lambda i: i,
+        "nvmlDeviceGetUUID": lambda h: "GPU-fake",
+        "nvmlDeviceGetName": lambda h: "fake GPU",
+        "nvmlDeviceGetTotalEnergyConsumption": lambda h: 123456789,
+        "nvmlDeviceGetPowerUsage": lambda h: 100000,
+        "nvmlDeviceGetMigMode": lambda h: (0, 0),
+    }
+    for name, call in calls.items():
+        setattr(mod, name, call)
+    return mod
+
+
+def fake_nvml_probe() -> Probe:
+    """The nvml probe over `fake_nvml()` (the real module, if any, is put back)."""
+    real = sys.modules.get("pynvml")
+    sys.modules["pynvml"] = fake_nvml()
+    try:
+        return NvmlProbe()
+    finally:
+        if real is None:
+            del sys.modules["pynvml"]
+        else:
+            sys.modules["pynvml"] = real
+
+
+def floor_pair(root: Path) -> Callable[[], None]:
+    """The bare reads of one rapl window: every counter twice, pread on open descriptors."""
+    fds = [os.open(root / zone_id / "energy_uj", os.O_RDONLY) for zone_id, _ in FAKE_ZONES]
+
+    def pair() -> None:
+        for _ in range(2):
+            for fd in fds:
+                int(os.pread(fd, 32, 0))
+
+    return pair
+
+
+def load_pair() -> Callable[[], None]:
+    """Two `other_cpu_pct` samples, as a window takes them."""
+    load = MachineLoad()
+
+    def pair() -> None:
+        load.other_cpu_pct(load.sample(), load.sample())
+
+    return pair
+
+
+def window_pair(meter: EnergyMeter) -> Callable[[], None]:
+    """One begin_window + end_window of `meter`; results are dropped as they come."""
+
+    def pair() -> None:
+        meter.begin_window("w")
+        meter.end_window("w")
         meter.measurements.clear()
-    costs.sort()
-    return statistics.median(costs), costs[int(0.95 * (len(costs) - 1))]
+
+    return pair
+
+
+def costs_us(rows: dict[str, Callable[[], None]], pairs: int) -> dict[str, list[float]]:
+    """Microseconds of each call, rows measured in interleaved blocks."""
+    costs: dict[str, list[float]] = {name: [] for name in rows}
+    for _ in range(BLOCKS):
+        for name, pair in rows.items():
+            out = costs[name]
+            for _ in range(max(1, pairs // BLOCKS)):
+                t0 = time.perf_counter()
+                pair()
+                out.append((time.perf_counter() - t0) * 1e6)
+    return costs
+
+
+def median_p95(values: list[float]) -> tuple[float, float]:
+    """Median and 95th percentile."""
+    ordered = sorted(values)
+    return statistics.median(ordered), ordered[int(0.95 * (len(ordered) - 1))]
+
+
+def window_pair_us(probe: Probe, pairs: int) -> tuple[float, float]:
+    """Median and p95 of one begin_window + end_window pair of `probe`, in microseconds."""
+    with EnergyMeter([probe]) as meter:
+        return median_p95(costs_us({"window": window_pair(meter)}, pairs)["window"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=2000, help="window pairs per probe")
+    parser.add_argument("--pairs", type=int, default=2000, help="window pairs per row")
     args = parser.parse_args()
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        fake = RaplProbe(ProbeOptions(powercap_root=fake_powercap_tree(Path(tmp))))
-        rows.append(("rapl (fake 4-zone tree)", *window_pair_us(fake, args.pairs)))
-    for probe in load_probes(None):
-        rows.append((probe.name, *window_pair_us(probe, args.pairs)))
-    print(f"{'probe':<26} {'median_us':>10} {'p95_us':>10}   (one begin+end window pair)")
-    for name, median_us, p95_us in rows:
-        print(f"{name:<26} {median_us:>10.1f} {p95_us:>10.1f}")
+    meters: list[EnergyMeter] = []
+    with tempfile.TemporaryDirectory(dir="/dev/shm" if Path("/dev/shm").is_dir() else None) as tmp:
+        root = fake_powercap_tree(Path(tmp))
+        rows = {"floor (8 x pread, fake tree)": floor_pair(root)}
+        rows["other_cpu_pct (2 samples)"] = load_pair()
+        probes = [("rapl (fake 4-zone tree)", RaplProbe(ProbeOptions(powercap_root=root)))]
+        probes.append(("nvml (fake, instant NVML)", fake_nvml_probe()))
+        probes += [(probe.name, probe) for probe in load_probes(None)]
+        for name, probe in probes:
+            meters.append(EnergyMeter([probe]).__enter__())
+            rows[name] = window_pair(meters[-1])
+        costs = costs_us(rows, args.pairs)
+        for meter in meters:
+            meter.close()
+    floor_us = statistics.median(costs[next(iter(rows))])
+    print(f"{'':<30} {'median_us':>10} {'p95_us':>10} {'x floor':>8}   (one begin+end window)")
+    for name, values in costs.items():
+        median_us, p95_us = median_p95(values)
+        print(f"{name:<30} {median_us:>10.1f} {p95_us:>10.1f} {median_us / floor_us:>8.1f}")
 
 
 if __name__ == "__main__":

@@ -84,6 +84,12 @@ class Probe(abc.ABC):
     def unavailable_reason(self) -> str | None:
         """None when usable, else a sentence saying why not and what the user can do."""
 
+    def warnings(self) -> list[str]:
+        """Problems the user should hear about: a part the probe leaves out while it runs
+        (a zone it cannot read), or why it is skipped where the user will not expect it
+        (a GPU hidden by a MIG selector). One line each, with the fix; [] when none."""
+        return []
+
     @abc.abstractmethod
     def domains(self) -> list[Domain]:
         """The domains this probe reports (valid once available)."""

@@ -9,8 +9,9 @@ recorded in the domain notes and in `info()`.
   table (`codecarbon/data/hardware/cpu_power.csv`, matched on the CPU model name);
   an unknown CPU gets codecarbon's default of 4 W per logical CPU.
 - RAM: power_w = RAM_W_PER_GB x resident set size (GB) of the tree, integrated over
-  time between readings and by a background sampler. 0.375 W/GB is the "3 W per 8 GB"
-  rule of codecarbon's earlier RAM model.
+  time; the RSS is sampled every 0.5 s in the background (with the tree's process
+  list), so a reading costs no more than the tree's CPU time. 0.375 W/GB is the
+  "3 W per 8 GB" rule of codecarbon's earlier RAM model.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import csv
 import importlib.util
 import os
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -123,6 +125,86 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
+_TICK_S = 1.0 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _stat_cpu_s(fd: int) -> float:
+    """utime + stime + cutime + cstime from one open /proc/PID/stat (0 once it is gone)."""
+    try:
+        data = os.pread(fd, 1024, 0)
+    except OSError:
+        return 0.0  # exited and waited for: its time is in its parent's cutime now
+    fields = data[data.rindex(b")") + 2 :].split()  # after `pid (comm) `: state is [0]
+    return sum(int(f) for f in fields[11:15]) * _TICK_S
+
+
+def _rss_bytes(pid: int) -> int:
+    """Resident memory of one process (0 if it is gone), from /proc/PID/statm."""
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE_BYTES
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+class ProcessTree:
+    """CPU time and resident memory of a process tree, cheap to read at window edges.
+
+    The tree: `root_pid` (default this process), its threads, its live descendants, and
+    every child they have waited for (the kernel adds a waited-for child's time to its
+    parent's cutime and cstime). `refresh()` lists the live descendants (a /proc walk,
+    a few microseconds per thread) and keeps each one's /proc/PID/stat open, and sums
+    their resident memory; `cpu_s()` then costs one `os.times()` for this process and
+    one pread per other live process. Times come in clock ticks (10 ms). A child that
+    lives and dies between two refreshes without being waited for by the tree is missed.
+    """
+
+    def __init__(self, root_pid: int | None = None) -> None:
+        self.root_pid = root_pid or os.getpid()
+        self.own = self.root_pid == os.getpid()
+        self.rss_bytes = 0  # at the last refresh
+        self.refreshed = False
+        self._stat_fds: dict[int, int] = {}  # live processes of the tree but this one
+        self._lock = threading.Lock()
+
+    def refresh(self) -> None:
+        """List the live processes of the tree again and sum their resident memory."""
+        try:
+            pids = set(descendants(self.root_pid))
+        except psutil.Error:  # the root is gone
+            pids = set()
+        self.rss_bytes = sum(_rss_bytes(pid) for pid in pids)
+        if self.own:
+            pids.discard(self.root_pid)  # read through os.times()
+        with self._lock:
+            for pid in set(self._stat_fds) - pids:
+                os.close(self._stat_fds.pop(pid))
+            for pid in pids - set(self._stat_fds):
+                try:
+                    self._stat_fds[pid] = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+                except OSError:
+                    continue  # exited meanwhile
+        self.refreshed = True
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system, waited-for children included) of the whole tree."""
+        total = 0.0
+        if self.own:
+            t = os.times()
+            total = t[0] + t[1] + t[2] + t[3]  # user, system, children_user, children_system
+        if self._stat_fds:
+            with self._lock:
+                total += sum(_stat_cpu_s(fd) for fd in self._stat_fds.values())
+        return total
+
+    def close(self) -> None:
+        """Close the /proc files (the next refresh opens them again)."""
+        with self._lock:
+            for fd in self._stat_fds.values():
+                os.close(fd)
+            self._stat_fds.clear()
+
+
 class ModelProbe(Probe):
     """Modelled CPU and RAM energy of a process tree (always available)."""
 
@@ -137,9 +219,9 @@ class ModelProbe(Probe):
         self.cpu_name = cpu_model_name()
         self.tdp_w, self.tdp_source = cpu_tdp_w(self.cpu_name, self.threads)
         self.w_per_thread = self.tdp_w / self.threads
+        self._tree = ProcessTree(self.pid)
         self._cpu_s = 0.0
         self._ram_j = 0.0
-        self._last_rss_gb = 0.0
         self._last_t = 0.0
 
     def unavailable_reason(self) -> str | None:
@@ -158,51 +240,43 @@ class ModelProbe(Probe):
             Domain("ram:model", SOURCE_MODEL, "dram", None, ram_note),
         ]
 
-    def _tree_usage(self) -> tuple[float, float]:
-        """CPU seconds (user + system, reaped children included) and RSS in GB of the tree."""
-        try:
-            pids = descendants(self.pid)
-        except psutil.Error:
-            return self._cpu_s, 0.0
-        cpu_s = 0.0
-        rss_bytes = 0
-        for pid in pids:
-            try:
-                proc = psutil.Process(pid)
-                times = proc.cpu_times()
-                cpu_s += times.user + times.system + times.children_user + times.children_system
-                rss_bytes += proc.memory_info().rss
-            except psutil.Error:
-                continue  # exited meanwhile: its time reaches its parent's children_* fields
-        return cpu_s, rss_bytes / 1e9
-
     def _advance(self) -> float:
-        cpu_s, rss_gb = self._tree_usage()
+        """Fold CPU time and RAM (at the last sampled RSS) up to now into the totals."""
+        if not self._tree.refreshed:
+            self._tree.refresh()
+        cpu_s = self._tree.cpu_s()
         now = time.monotonic()
-        # A child that exited but is not yet reaped drops out for a moment: never go back.
+        # A child that exited but is not yet waited for can drop out for a moment: never go back.
         self._cpu_s = max(self._cpu_s, cpu_s)
         if self._last_t:
-            self._ram_j += RAM_W_PER_GB * (rss_gb + self._last_rss_gb) / 2 * (now - self._last_t)
-        self._last_rss_gb, self._last_t = rss_gb, now
+            self._ram_j += RAM_W_PER_GB * self._tree.rss_bytes / 1e9 * (now - self._last_t)
+        self._last_t = now
         return now
 
     def start(self) -> None:
         if self._loop is not None:
             return
+        self._tree.refresh()
         with self._lock:
             self._advance()
         self._start_loop("model-ram", RAM_SAMPLE_S, self._sample)
 
     def _sample(self) -> None:
+        """Every RAM_SAMPLE_S: RAM up to now at the old RSS, then the tree and RSS anew."""
         with self._lock:
             self._advance()
+        self._tree.refresh()
+
+    def close(self) -> None:
+        super().close()
+        self._tree.close()
 
     def read(self) -> Reading:
         with self._lock:
             now = self._advance()
             return Reading(
-                timestamp_s=now,
-                energy_j={"cpu:model": self._cpu_s * self.w_per_thread, "ram:model": self._ram_j},
+                now,
+                {"cpu:model": self._cpu_s * self.w_per_thread, "ram:model": self._ram_j},
             )
 
     def info(self) -> dict[str, object]:

@@ -1,9 +1,20 @@
 """Linux powercap RAPL probe (Intel and AMD): CPU package, core, uncore, DRAM and psys.
 
-Reads `energy_uj` files directly (not through pyRAPL). Zones are identified by their
-`name` file, not by their number. Where the kernel exposes both the MSR zone
-(`intel-rapl:N`) and its MMIO twin (`intel-rapl-mmio:N`) under the same name, the MSR
-one is read and the twin skipped, so one counter is never counted twice.
+Reads `energy_uj` files directly (not through pyRAPL): each is opened once and read with
+`os.pread` at offset 0, which makes sysfs print the counter afresh, so one reading costs
+one system call per zone. Zones are identified by their `name` file, not their number:
+`package-N` (`package-N-die-D` on parts with several dies per package), its `core`,
+`uncore` and `dram` subzones, and `psys`. Every zone gets a domain name of its own that
+says its package and die (`cpu:package-0-die-1`, `cpu:dram-0-die-1`).
+
+Where the kernel exposes both the MSR zone (`intel-rapl:N`) and its MMIO twin
+(`intel-rapl-mmio:N`) under the same name, one of them is read: the MSR one, else the
+twin when the MSR one cannot be read; a counter is never counted twice. A zone that
+cannot be read (root-only file, no counter file) is left out with a warning that names
+the file, the reason and the fix; every other zone is still read.
+
+`energy_uj` is an unsigned counter: a value that is negative or not an integer is an
+invalid reading with its reason, never energy, and so is the reading after it.
 
 Wraparound: each counter wraps at `max_energy_range_uj`. The probe accumulates deltas
 and polls in the background at half the shortest wrap period (range / generous max
@@ -13,9 +24,11 @@ backwards when no wrap is possible in the elapsed time is an invalid reading.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +43,7 @@ DEFAULT_MAX_POWER_W = {"package": 1000.0, "psys": 2000.0, "dram": 500.0, "core":
 MAX_POWER_FACTOR = 4.0  # x constraint_0_max_power_uw: turbo can exceed the long-term limit
 MIN_POLL_S = 0.005
 RAPL_UPDATE_PERIOD_S = 0.001  # RAPL counters update about every 976 us (Intel SDM)
+READ_BYTES = 32  # an energy_uj line is at most 21 bytes (2^64 - 1 and a newline)
 
 _ZONE_RE = re.compile(r"^intel-rapl(-mmio)?(:\d+)+$")
 _CONTROL_RE = re.compile(r"^intel-rapl(-mmio)?$")
@@ -46,34 +60,51 @@ PERMISSION_FIX = (
 
 @dataclass
 class _Zone:
-    """One powercap zone and its accumulator state (guarded by the probe's lock)."""
+    """One powercap zone being read and its accumulator state (guarded by the probe's lock)."""
 
     zone_id: str  # e.g. "intel-rapl:0:1"
-    path: Path
+    path: Path  # its energy_uj file
     kind: str  # package, core, uncore, dram, psys
     domain: Domain
     max_range_uj: int
     max_power_w: float
+    fd: int = -1  # energy_uj, open for the probe's lifetime (-1: closed)
     last_raw_uj: int = 0
     last_t: float = 0.0
     total_uj: int = 0
     invalid: int = 0
     invalid_reason: str = ""
+    lost: bool = False  # the last reading was invalid: the next valid one starts afresh
+
+
+@dataclass
+class _Found:
+    """A zone of the tree: its name, and its open counter or why it cannot be read."""
+
+    zone_id: str
+    directory: Path
+    name: str
+    key: str  # names from the top zone down: `package-0/dram` (the same for MMIO twins)
+    fd: int = -1
+    max_range_uj: int = 0
+    problem: str = ""  # why the counter cannot be read, with the fix ("" when it can)
+
+    @property
+    def energy_file(self) -> Path:
+        return self.directory / "energy_uj"
+
+    @property
+    def mmio(self) -> bool:
+        return self.zone_id.startswith("intel-rapl-mmio")
 
 
 def _read_int(path: Path) -> int:
-    """Read an integer sysfs file; retries once on a torn read."""
-    for attempt in range(2):
-        text = path.read_text().strip()
-        try:
-            return int(text)
-        except ValueError:
-            if attempt:
-                raise EnergyHarnessError(
-                    f"RAPL file {path} holds {text!r}, not an integer; "
-                    "check that the powercap root points at a powercap tree"
-                ) from None
-    raise AssertionError("unreachable")
+    """Read an integer sysfs file (OSError, or EnergyHarnessError naming the content)."""
+    text = path.read_text().strip()
+    try:
+        return int(text)
+    except ValueError:
+        raise EnergyHarnessError(f"{path} holds {text!r}, not an integer") from None
 
 
 def resolve_root(option: Path | None) -> Path | None:
@@ -112,13 +143,91 @@ def find_zone_dirs(root: Path) -> dict[str, Path]:
     return found
 
 
-def _package_index(zone_id: str, name: str) -> str:
-    """The package number a zone belongs to, from `package-N` or from the zone id."""
-    match = re.match(r"package-(\d+)", name)
-    if match:
-        return match.group(1)
+def _top_zone(zone_id: str) -> str:
+    """`intel-rapl:0` for `intel-rapl:0:2`: the package (or psys) zone above a subzone."""
+    return ":".join(zone_id.split(":")[:2])
+
+
+def _zone_key(zone_id: str, names: dict[str, str]) -> str:
+    """A zone's identity by names: `package-0/dram`, `psys` (the same for MMIO twins)."""
     parts = zone_id.split(":")
+    chain = [names.get(":".join(parts[: depth + 1]), "?") for depth in range(1, len(parts))]
+    return "/".join(chain)
+
+
+def _package_suffix(top_id: str, top_name: str) -> str:
+    """`0` for package-0, `0-die-1` for package-0-die-1; else the zone's number."""
+    if top_name.startswith("package-"):
+        return top_name[len("package-") :]
+    parts = top_id.split(":")
     return parts[1] if len(parts) > 1 else "0"
+
+
+def _domain_name(zone_id: str, names: dict[str, str]) -> str | None:
+    """`cpu:package-0-die-1`, `cpu:dram-0-die-1`, `cpu:psys`; None for an unknown zone."""
+    name = names[zone_id]
+    kind = name.split("-")[0]
+    if kind in ("psys", "package"):
+        return f"cpu:{name}"
+    if kind in ("core", "uncore", "dram"):
+        top = _top_zone(zone_id)
+        return f"cpu:{kind}-{_package_suffix(top, names.get(top, ''))}"
+    return None
+
+
+def _problem(file: Path, zone_id: str, exc: OSError) -> str:
+    """Why a counter file cannot be read, and what fixes it."""
+    if isinstance(exc, PermissionError):
+        return (
+            "permission denied (RAPL counters are readable by root only since CVE-2020-8694); "
+            f"fix: grant read access, e.g. `mode class/powercap/{zone_id}/energy_uj = 0444` "
+            "in /etc/sysfs.conf or a udev rule (README, Permissions), or run as root"
+        )
+    if isinstance(exc, FileNotFoundError):
+        return (
+            f"{file.name} does not exist: the kernel or firmware exposes no counter for this "
+            "zone; nothing to fix here (a newer kernel or BIOS may expose it)"
+        )
+    return f"{exc.strerror or exc}; the kernel log (`dmesg | grep -i rapl`) may say why"
+
+
+def _open_counter(found: _Found) -> None:
+    """Open the zone's energy_uj and read it once, or set `found.problem`."""
+    limit = found.directory / "max_energy_range_uj"
+    try:
+        found.max_range_uj = _read_int(limit)
+        if found.max_range_uj <= 0:
+            raise EnergyHarnessError(f"{limit} holds {found.max_range_uj}")
+    except (OSError, EnergyHarnessError) as exc:
+        found.problem = (
+            f"its counter range cannot be read ({exc}): without it a wrap cannot be told "
+            "from a glitch"
+        )
+        return
+    try:
+        found.fd = os.open(found.energy_file, os.O_RDONLY)
+        os.pread(found.fd, READ_BYTES, 0)  # sysfs may refuse the read itself (EIO, ENODATA)
+    except OSError as exc:
+        if found.fd >= 0:
+            os.close(found.fd)
+            found.fd = -1
+        found.problem = _problem(found.energy_file, found.zone_id, exc)
+
+
+def _unreadable_warning(pair: list[_Found]) -> str:
+    """One line: which zone is left out, which file failed, why and the fix."""
+    first = pair[0]
+    text = f"rapl: {first.name} ({first.zone_id}) is left out: cannot read "
+    text += f"{first.energy_file}: {first.problem}"
+    for twin in pair[1:]:
+        text += f"; its twin {twin.zone_id} cannot be read either ({twin.problem.split(';')[0]})"
+    return text
+
+
+def _close_fd(fd: int) -> None:
+    if fd >= 0:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 class RaplProbe(Probe):
@@ -133,7 +242,9 @@ class RaplProbe(Probe):
         self.root = resolve_root(self.options.powercap_root)
         self._zones: list[_Zone] = []
         self._skipped: list[str] = []
+        self._warnings: list[str] = []
         self._reason: str | None = None
+        self._any_invalid = False  # some zone has had an invalid reading
         self.poll_interval_s = 0.0
         self._discover()
 
@@ -154,81 +265,92 @@ class RaplProbe(Probe):
                 "expose RAPL through powercap (try `modprobe intel_rapl_msr`)"
             )
             return
-        try:
-            self._zones = self._build_zones(dirs)
-        except PermissionError as exc:
-            self._reason = f"cannot read {exc.filename}: permission denied. {PERMISSION_FIX}"
-        except (OSError, EnergyHarnessError) as exc:
-            self._reason = f"cannot read the powercap tree at {self.root}: {exc}"
+        found = self._find(dirs)
+        chosen = self._pick_twins(found)
+        self._zones = self._build_zones(chosen, {f.zone_id: f.name for f in found})
+        if not self._zones:
+            self._reason = self._no_zone_reason(found)
 
-    def _build_zones(self, dirs: dict[str, Path]) -> list[_Zone]:
-        names = {zid: (path / "name").read_text().strip() for zid, path in dirs.items()}
-        # MSR zones first, so an MMIO twin with the same name is the one skipped.
-        ordered = sorted(dirs, key=lambda z: ("mmio" in z, z.count(":"), z))
-        chosen: dict[str, str] = {}  # full zone name -> zone id
-        for zid in ordered:
-            key = self._zone_key(zid, names)
-            if key in chosen:
-                self._skipped.append(f"{zid} ({names[zid]}): twin of {chosen[key]}")
-                continue
-            chosen[key] = zid
-        has_psys = any(names[z] == "psys" for z in chosen.values())
+    def _find(self, dirs: dict[str, Path]) -> list[_Found]:
+        """Every zone with a readable name, its counter opened (or why it cannot be)."""
+        names: dict[str, str] = {}
+        for zone_id, directory in dirs.items():
+            try:
+                names[zone_id] = (directory / "name").read_text().strip()
+            except OSError as exc:
+                self._warnings.append(f"rapl: {zone_id} is left out: cannot read its name ({exc})")
+        found = []
+        # MSR zones first and parents before children, so twins and skips read naturally
+        for zone_id in sorted(names, key=lambda z: ("mmio" in z, z.count(":"), z)):
+            item = _Found(zone_id, dirs[zone_id], names[zone_id], _zone_key(zone_id, names))
+            _open_counter(item)
+            found.append(item)
+        return found
+
+    def _pick_twins(self, found: list[_Found]) -> list[_Found]:
+        """One zone per MSR/MMIO twin pair: the first readable one; warn where neither is."""
+        groups: dict[str, tuple[list[_Found], list[_Found]]] = {}
+        for item in found:
+            groups.setdefault(item.key, ([], []))[item.mmio].append(item)
+        chosen = []
+        for msr, mmio in groups.values():
+            for i in range(max(len(msr), len(mmio))):
+                pair = [side[i] for side in (msr, mmio) if i < len(side)]
+                readable = [z for z in pair if not z.problem]
+                if not readable:
+                    self._warnings.append(_unreadable_warning(pair))
+                    continue
+                keep = readable[0]
+                chosen.append(keep)
+                for other in pair:
+                    if other is keep:
+                        continue
+                    why = "cannot be read, so its twin" if other.problem else "twin of"
+                    self._skipped.append(f"{other.zone_id} ({other.name}): {why} {keep.zone_id}")
+                    _close_fd(other.fd)
+        return chosen
+
+    def _build_zones(self, chosen: list[_Found], names: dict[str, str]) -> list[_Zone]:
+        """Zones with unique domain names; parents named after the zones that hold them."""
+        base = {f.zone_id: _domain_name(f.zone_id, names) for f in chosen}
+        counts = Counter(n for n in base.values() if n is not None)
+        unique = {z: n if counts[n] == 1 else f"{n}@{z}" for z, n in base.items() if n}
+        has_psys = any(f.name == "psys" for f in chosen)
         zones = []
-        for _key, zid in sorted(chosen.items()):
-            kind = names[zid].split("-")[0]
-            domain = self._domain_for(zid, names, kind, has_psys)
-            if domain is None:
-                self._skipped.append(f"{zid} ({names[zid]}): unknown zone name")
+        now = time.monotonic()
+        for f in chosen:
+            if f.zone_id not in unique:
+                self._skipped.append(f"{f.zone_id} ({f.name}): unknown zone name")
+                _close_fd(f.fd)
                 continue
-            path = dirs[zid]
-            energy_file = path / "energy_uj"
-            raw = _read_int(energy_file)  # PermissionError surfaces here
-            max_range = _read_int(path / "max_energy_range_uj")
-            zones.append(
-                _Zone(
-                    zone_id=zid,
-                    path=energy_file,
-                    kind=kind,
-                    domain=domain,
-                    max_range_uj=max_range,
-                    max_power_w=self._max_power_w(path, kind),
-                    last_raw_uj=raw,
-                    last_t=time.monotonic(),
-                )
-            )
-        if not zones:
-            raise EnergyHarnessError("no usable zones (" + "; ".join(self._skipped) + ")")
-        return zones
+            kind = f.name.split("-")[0]
+            domain = self._domain(f, kind, unique, names, has_psys)
+            max_power_w = self._max_power_w(f.directory, kind)
+            zone = _Zone(f.zone_id, f.energy_file, kind, domain, f.max_range_uj, max_power_w)
+            zone.fd, zone.last_t = f.fd, now
+            self._advance(zone, now)  # the first reading: the base of the zone's total
+            zones.append(zone)
+        return sorted(zones, key=lambda z: z.domain.name)
 
     @staticmethod
-    def _zone_key(zid: str, names: dict[str, str]) -> str:
-        """A zone's identity by names: `package-0/dram`, `psys` (the same for MMIO twins)."""
-        parts = zid.split(":")
-        control = parts[0]
-        chain = []
-        for depth in range(1, len(parts)):
-            ancestor = ":".join([control, *parts[1 : depth + 1]])
-            chain.append(names.get(ancestor, ancestor))
-        return "/".join(chain)
-
-    @staticmethod
-    def _domain_for(zid: str, names: dict[str, str], kind: str, has_psys: bool) -> Domain | None:
-        name = names[zid]
-        parts = zid.split(":")
-        top = ":".join(parts[:2])
-        pkg = _package_index(top, names.get(top, ""))
-        platform_parent = "cpu:psys" if has_psys else None
-        if kind == "psys":
-            return Domain("cpu:psys", SOURCE_COUNTER, "platform", None, "RAPL psys (platform)")
-        if kind == "package":
-            return Domain(f"cpu:{name}", SOURCE_COUNTER, "cpu", platform_parent, f"RAPL {zid}")
+    def _domain(
+        f: _Found, kind: str, unique: dict[str, str], names: dict[str, str], has_psys: bool
+    ) -> Domain:
+        """psys holds package and dram; package holds core and uncore (read or not)."""
+        parent = "cpu:psys" if has_psys and kind in ("package", "dram") else None
         if kind in ("core", "uncore"):
-            return Domain(
-                f"cpu:{kind}-{pkg}", SOURCE_COUNTER, "cpu", f"cpu:package-{pkg}", f"RAPL {zid}"
-            )
-        if kind == "dram":
-            return Domain(f"cpu:dram-{pkg}", SOURCE_COUNTER, "dram", platform_parent, f"RAPL {zid}")
-        return None
+            top = _top_zone(f.zone_id)
+            parent = unique.get(top) or f"cpu:{names.get(top, top)}"
+        scope = {"psys": "platform", "dram": "dram"}.get(kind, "cpu")
+        note = "RAPL psys (platform)" if kind == "psys" else f"RAPL {f.zone_id}"
+        return Domain(unique[f.zone_id], SOURCE_COUNTER, scope, parent, note)
+
+    def _no_zone_reason(self, found: list[_Found]) -> str:
+        denied = [f for f in found if f.problem.startswith("permission denied")]
+        if denied:
+            return f"cannot read {denied[0].energy_file}: permission denied. {PERMISSION_FIX}"
+        details = "; ".join(self._warnings + self._skipped) or "no zone has a known name"
+        return f"no readable RAPL zone under {self.root} ({details})"
 
     def _max_power_w(self, zone_dir: Path, kind: str) -> float:
         if self.options.rapl_max_power_w:
@@ -246,6 +368,9 @@ class RaplProbe(Probe):
     def unavailable_reason(self) -> str | None:
         return self._reason
 
+    def warnings(self) -> list[str]:
+        return list(self._warnings)
+
     def domains(self) -> list[Domain]:
         return [z.domain for z in self._zones]
 
@@ -257,53 +382,88 @@ class RaplProbe(Probe):
         if self._reason or self._loop is not None:
             return
         self.poll_interval_s = max(MIN_POLL_S, self.wrap_period_s() / 2)
-        self._start_loop("rapl-wrap-poller", self.poll_interval_s, self._poll)
+        self._start_loop("rapl-wrap-poller", self.poll_interval_s, self.read)
 
-    def _poll(self) -> None:
-        try:
-            self.read()
-        except EnergyHarnessError:
-            pass  # the next foreground read reports it
+    def close(self) -> None:
+        """Stop wrap polling and close the counter files (the next read reopens them)."""
+        super().close()
+        with self._lock:
+            for zone in self._zones:
+                _close_fd(zone.fd)
+                zone.fd = -1
 
     def read(self) -> Reading:
         if self._reason:
             raise EnergyHarnessError(f"rapl probe unavailable: {self._reason}")
         with self._lock:
-            for zone in self._zones:
-                self._advance(zone)
+            zones = self._zones
             now = time.monotonic()
+            for zone in zones:
+                self._advance(zone, now)
+            energy = {z.domain.name: z.total_uj * 1e-6 for z in zones}
+            if not self._any_invalid:  # the common case, kept cheap: windows read twice
+                return Reading(now, energy)
+            bad = [z for z in zones if z.invalid]
             return Reading(
-                timestamp_s=now,
-                energy_j={z.domain.name: z.total_uj / 1e6 for z in self._zones},
-                invalid_count={z.domain.name: z.invalid for z in self._zones},
-                invalid_reason={z.domain.name: z.invalid_reason for z in self._zones if z.invalid},
+                now,
+                energy,
+                {z.domain.name: z.invalid for z in bad},
+                {z.domain.name: z.invalid_reason for z in bad},
             )
 
-    def _advance(self, zone: _Zone) -> None:
+    def _mark_invalid(self, zone: _Zone, reason: str) -> None:
+        self._any_invalid = True
+        zone.invalid += 1
+        zone.invalid_reason = reason
+        zone.lost = True
+
+    @staticmethod
+    def _bad_value(zone: _Zone, data: bytes) -> str:
+        return (
+            f"{zone.path} read {data.decode(errors='replace').strip()!r}, not an unsigned "
+            "integer: energy_uj is an unsigned counter, so this reading is invalid"
+        )
+
+    def _advance(self, zone: _Zone, now: float) -> None:
         """Fold the counter's movement since the last read into the zone's total."""
         try:
-            raw = _read_int(zone.path)
+            if zone.fd < 0:
+                zone.fd = os.open(zone.path, os.O_RDONLY)
+            data = os.pread(zone.fd, READ_BYTES, 0)
+            raw = int(data)
         except OSError as exc:
-            raise EnergyHarnessError(f"cannot read RAPL counter {zone.path}: {exc}") from exc
-        now = time.monotonic()
-        elapsed_s = now - zone.last_t
-        if raw >= zone.last_raw_uj:
-            delta_uj = raw - zone.last_raw_uj
+            self._mark_invalid(zone, f"cannot read {zone.path}: {exc.strerror or exc}")
+            return
+        except ValueError:
+            raw = -1
+        if raw < 0:
+            self._mark_invalid(zone, self._bad_value(zone, data))
+            return
+        if zone.lost:  # energy since the last valid reading is unknown: start afresh
+            zone.invalid += 1
+            zone.lost = False
+        elif raw >= zone.last_raw_uj:
+            zone.total_uj += raw - zone.last_raw_uj
         else:
-            delta_uj = raw + zone.max_range_uj - zone.last_raw_uj
-            # The most the zone can draw in the elapsed time, plus one counter update.
-            possible_uj = zone.max_power_w * (elapsed_s + RAPL_UPDATE_PERIOD_S) * 1e6
-            if delta_uj > possible_uj:
-                zone.invalid += 1
-                zone.invalid_reason = (
-                    f"{zone.path} went backwards ({zone.last_raw_uj} -> {raw} uJ) after "
-                    f"{elapsed_s:.3f} s, too soon for a wrap of {zone.max_range_uj} uJ at "
-                    f"<= {zone.max_power_w:.0f} W"
-                )
-                delta_uj = 0
-        zone.total_uj += delta_uj
+            self._wrap(zone, raw, now - zone.last_t)
         zone.last_raw_uj = raw
         zone.last_t = now
+
+    def _wrap(self, zone: _Zone, raw: int, elapsed_s: float) -> None:
+        """A counter that went down: a wrap if one was possible in the time, else invalid."""
+        delta_uj = raw + zone.max_range_uj - zone.last_raw_uj
+        # The most the zone can draw in the elapsed time, plus one counter update.
+        possible_uj = zone.max_power_w * (elapsed_s + RAPL_UPDATE_PERIOD_S) * 1e6
+        if delta_uj <= possible_uj:
+            zone.total_uj += delta_uj
+            return
+        self._any_invalid = True
+        zone.invalid += 1
+        zone.invalid_reason = (
+            f"{zone.path} went backwards ({zone.last_raw_uj} -> {raw} uJ) after "
+            f"{elapsed_s:.3f} s, too soon for a wrap of {zone.max_range_uj} uJ at "
+            f"<= {zone.max_power_w:.0f} W"
+        )
 
     def info(self) -> dict[str, object]:
         return {
@@ -317,5 +477,6 @@ class RaplProbe(Probe):
                 for z in self._zones
             },
             "skipped": list(self._skipped),
+            "warnings": list(self._warnings),
             "wrap_poll_interval_s": self.poll_interval_s or None,
         }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import pickle
 import shutil
 import tempfile
 import time
@@ -25,40 +26,59 @@ class FakeZone:
     max_range_uj: int = 262_143_328_850
     offset_uj: int = 0
     max_power_uw: int | None = None
+    counter: bool = True  # False: the zone has no energy_uj file
     path: Path | None = None
     energy_uj: float = 0.0
 
 
-def _write_counter(path: Path, value_uj: float, max_range_uj: int) -> None:
-    tmp = path.with_name("energy_uj.tmp")
-    tmp.write_text(f"{int(value_uj) % max_range_uj}\n")
-    os.replace(tmp, path)
+COUNTER_WIDTH = 20  # every write has the same length, so a rewrite in place leaves no tail
 
 
-def _writer_process(paths, ranges, energy, power, override, stop, period_s) -> None:
-    """Advance every counter by power x elapsed time, each `period_s`, until `stop`."""
+def counter_bytes(text: str) -> bytes:
+    """A counter file's content: `text` padded to a fixed width (int() ignores the blanks)."""
+    return (text.rjust(COUNTER_WIDTH) + "\n").encode()
+
+
+def counter_text(value_uj: float, max_range_uj: int) -> str:
+    """A counter value as the kernel prints it: wrapped at the range (a forced negative stays)."""
+    value = int(value_uj)
+    return str(value % max_range_uj if value >= 0 else value)
+
+
+def _writer_process(paths, ranges, energy, power, override, frozen, stop, period_s) -> None:
+    """Advance every counter by power x elapsed time, each `period_s`, until `stop`.
+
+    Each file is rewritten in place (one descriptor, pwrite at offset 0), as sysfs keeps
+    one file whose content changes: a reader may keep its descriptor open and pread it.
+    """
     try:  # keep the fake hardware on time when the machine is loaded
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
     except (AttributeError, OSError):
         pass
+    fds = [os.open(path, os.O_WRONLY) if path.exists() else -1 for path in paths]
     last = time.monotonic()
     while not stop.is_set():
         now = time.monotonic()
-        for i, path in enumerate(paths):
+        for i, fd in enumerate(fds):
+            if frozen[i] or fd < 0:
+                continue
             if not math.isnan(override[i]):
                 energy[i], override[i] = override[i], math.nan
             else:
                 energy[i] += power[i] * (now - last) * 1e6
-            _write_counter(path, energy[i], ranges[i])
+            os.pwrite(fd, counter_bytes(counter_text(energy[i], ranges[i])), 0)
         last = now
         time.sleep(period_s)
+    for fd in fds:
+        if fd >= 0:
+            os.close(fd)
 
 
 class FakePowercap:
     """A powercap tree in a temporary folder whose counters advance at a known power.
 
     A separate writer process (so it never waits for this process's GIL) rewrites every
-    `energy_uj` each millisecond, atomically as sysfs reads are. Layout `flat` mimics
+    `energy_uj` in place each millisecond, with a fixed width. Layout `flat` mimics
     /sys/class/powercap (every zone at the top level), `nested` mimics
     /sys/devices/virtual/powercap (subzones inside their parent's folder).
     """
@@ -66,6 +86,7 @@ class FakePowercap:
     def __init__(self, root: Path, zones: list[FakeZone], layout: str = "flat") -> None:
         self.root = root
         self.zones = zones
+        root.chmod(0o755)  # an unprivileged reader (see `run_unprivileged`) may enter
         ctx = multiprocessing.get_context("fork")
         for zone in zones:
             zone.path = self._zone_dir(zone.zone_id, layout)
@@ -74,10 +95,13 @@ class FakePowercap:
             (zone.path / "max_energy_range_uj").write_text(f"{zone.max_range_uj}\n")
             if zone.max_power_uw is not None:
                 (zone.path / "constraint_0_max_power_uw").write_text(f"{zone.max_power_uw}\n")
-            _write_counter(zone.path / "energy_uj", zone.offset_uj, zone.max_range_uj)
+            if zone.counter:
+                counter = counter_bytes(counter_text(zone.offset_uj, zone.max_range_uj))
+                (zone.path / "energy_uj").write_bytes(counter)
         self._energy = ctx.Array("d", [float(z.offset_uj) for z in zones])
         self._power = ctx.Array("d", [z.power_w for z in zones])
         self._override = ctx.Array("d", [math.nan] * len(zones))
+        self._frozen = ctx.Array("b", [0] * len(zones))
         self._stop = ctx.Event()
         self._ctx = ctx
         self._proc = None
@@ -99,13 +123,28 @@ class FakePowercap:
         i = self._index(zone_id)
         self._power[i] = 0.0
         self._override[i] = float(raw_uj)
+        self._frozen[i] = 0
         deadline = time.monotonic() + 2
         while not math.isnan(self._override[i]) and time.monotonic() < deadline:
             time.sleep(0.001)
         time.sleep(0.005)  # the file is written right after the override is taken
 
+    def set_text(self, zone_id: str, text: str) -> None:
+        """Stop a counter and make its file hold `text` (what a broken driver might print)."""
+        i = self._index(zone_id)
+        self._frozen[i] = 1
+        time.sleep(0.005)  # a write the writer had begun is over
+        zone = self.zones[i]
+        fd = os.open(zone.path / "energy_uj", os.O_WRONLY)
+        try:
+            os.pwrite(fd, counter_bytes(text), 0)
+        finally:
+            os.close(fd)
+
     def set_power(self, zone_id: str, power_w: float) -> None:
-        self._power[self._index(zone_id)] = power_w
+        i = self._index(zone_id)
+        self._power[i] = power_w
+        self._frozen[i] = 0
 
     def start(self, period_s: float = 0.001) -> FakePowercap:
         args = (
@@ -114,6 +153,7 @@ class FakePowercap:
             self._energy,
             self._power,
             self._override,
+            self._frozen,
             self._stop,
             period_s,
         )
@@ -190,3 +230,41 @@ def shared_cache(tmp_path_factory):
     from harness.prepare.cache import ModelCache
 
     return ModelCache(tmp_path_factory.getbasetemp() / "shared-model-cache")
+
+
+NOBODY = 65534
+
+
+def run_unprivileged(func, *args):
+    """`func(*args)` in a forked child that obeys file permissions; returns its result.
+
+    Root reads any file whatever its mode, so as root the child first becomes user nobody;
+    a file of mode 0000 then answers EACCES as a root-only sysfs file does to a user. The
+    child imports nothing new (nobody may not read the interpreter's files): import what
+    `func` needs before calling this. The result travels back pickled.
+    """
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.close(read_fd)
+        try:
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setgid(NOBODY)
+                os.setuid(NOBODY)
+            payload = pickle.dumps(("ok", func(*args)))
+        except BaseException as exc:  # reported by the parent
+            payload = pickle.dumps(("error", f"{type(exc).__name__}: {exc}"))
+        os.write(write_fd, payload)
+        os.close(write_fd)
+        os._exit(0)
+    os.close(write_fd)
+    chunks = []
+    while chunk := os.read(read_fd, 1 << 16):
+        chunks.append(chunk)
+    os.close(read_fd)
+    os.waitpid(pid, 0)
+    status, value = pickle.loads(b"".join(chunks))
+    if status != "ok":
+        raise AssertionError(f"in the unprivileged child: {value}")
+    return value

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.errors import EnergyHarnessError
-from harness.measure.meter import Measurement
+from harness.measure.meter import DomainEnergy, Measurement
 from harness.measure.sources import source_label
 from probes.base import ProbeOptions
 
@@ -87,12 +87,17 @@ def measurement_table(m: Measurement) -> Table:
     return table
 
 
+def invalid_line(d: DomainEnergy) -> str:
+    """`cpu:package-0: INVALID: why`: one invalid reading, said the same way everywhere."""
+    return f"{d.domain}: INVALID: {d.invalid_reason}"
+
+
 def domain_notes(m: Measurement) -> list[str]:
     """One plain line per domain that has a note or an invalid reading."""
     lines = []
     for d in m.domains:
         if d.invalid_reason:
-            lines.append(f"{d.domain}: INVALID: {d.invalid_reason}")
+            lines.append(invalid_line(d))
         elif d.note:
             lines.append(f"{d.domain}: {d.note}")
     return lines

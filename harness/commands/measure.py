@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,14 +21,15 @@ from harness.commands.common import (
     domain_notes,
     err_console,
     finite_or_none,
+    invalid_line,
     measurement_table,
     probe_options,
     total_line,
     user_errors,
 )
 from harness.errors import EnergyHarnessError
-from harness.measure.meter import EnergyMeter
-from harness.measure.probes import load_probes, probe_statuses
+from harness.measure.meter import EnergyMeter, Measurement
+from harness.measure.probes import load_probes, probe_statuses, select_probes
 
 console = Console(emoji=False)
 
@@ -51,6 +52,9 @@ def probes_command(
         cells = (r.name, "yes" if r.available else "no", r.source, ", ".join(r.domains), note)
         table.add_row(*(Text(c) for c in cells))
     console.print(table)
+    for r in rows:
+        for warning in r.warnings if r.available else ():
+            console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
 
 
 SIGTERM_EXIT = 128 + signal.SIGTERM  # 143, as a shell reports a job stopped by SIGTERM
@@ -107,51 +111,58 @@ def measure_command(
     """Run a command and report its energy per domain, like `perf stat` for joules."""
     if not cmd:
         raise typer.BadParameter("give the command after `--`, e.g. `measure -- python t.py`")
-    meter = EnergyMeter(load_probes(probe, probe_options(powercap_root)))
+    selected = select_probes(probe, probe_options(powercap_root))
+    meter = EnergyMeter(selected.probes)
     with meter:
         meter.begin_window("command")
         exit_code, terminated = _run_child(cmd, quiet_stdout=as_json)
         m = meter.end_window("command")
     if exit_code == 127 and not as_json:
         raise typer.Exit(127)
-    warnings = list(m.warnings)
+    warnings = [*selected.warnings, *m.warnings]
     if terminated:
         warnings.append(
             "stopped by SIGTERM, forwarded to the command: the figures cover the command "
             "until it exited"
         )
     if as_json:
-        print(
-            json.dumps(
-                {
-                    "duration_s": m.duration_s,
-                    "total_energy_j": finite_or_none(m.total_energy_j),
-                    "total_source": m.total_source,
-                    "average_power_w": finite_or_none(m.average_power_w),
-                    "domains": [
-                        {
-                            "probe": d.probe,
-                            "domain": d.domain,
-                            "energy_j": d.energy_j,
-                            "source": d.source,
-                            "in_total": d.in_total,
-                            "note": d.note or d.invalid_reason,
-                        }
-                        for d in m.domains
-                    ],
-                    "exit_code": exit_code,
-                    "warnings": warnings,
-                }
-            )
-        )
+        print(json.dumps(measurement_json(m, exit_code, warnings)))
     else:
         err_console.print(measurement_table(m))
         for line in domain_notes(m):
             err_console.print(line, markup=False, highlight=False)
         err_console.print(total_line(m), markup=False, highlight=False)
+        if m.other_cpu_pct is not None:
+            line = f"other processes used {m.other_cpu_pct:.0f} % of the CPUs meanwhile"
+            err_console.print(line, markup=False, highlight=False)
         for warning in warnings:
-            err_console.print(f"warning: {warning}", markup=False, highlight=False)
+            err_console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(exit_code)
+
+
+def measurement_json(m: Measurement, exit_code: int, warnings: list[str]) -> dict[str, Any]:
+    """What `measure --json` prints: the window, each domain with its reason, warnings."""
+    return {
+        "duration_s": m.duration_s,
+        "total_energy_j": finite_or_none(m.total_energy_j),
+        "total_source": m.total_source,
+        "average_power_w": finite_or_none(m.average_power_w),
+        "domains": [
+            {
+                "probe": d.probe,
+                "domain": d.domain,
+                "energy_j": d.energy_j,
+                "source": d.source,
+                "in_total": d.in_total,
+                "note": d.note or d.invalid_reason,
+                "invalid_reason": d.invalid_reason,
+            }
+            for d in m.domains
+        ],
+        "exit_code": exit_code,
+        "warnings": [*warnings, *(invalid_line(d) for d in m.domains if d.invalid_reason)],
+        "other_cpu_pct": m.other_cpu_pct,
+    }
 
 
 @user_errors

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -16,7 +16,11 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.commands.common import user_errors
+from harness.measure.sources import source_label
 from harness.report.format import fmt_si
+
+if TYPE_CHECKING:
+    from harness.report.compare import CaseComparison
 
 console = Console(emoji=False)
 
@@ -47,7 +51,9 @@ def compare_command(
 ) -> None:
     """Per-case ratio B/A of measured energy per sample, with a 95% CI and Welch's p.
 
-    `*` marks a significant change (p < 0.05). The CI is the delta method on log(B/A).
+    `*` marks a significant change: p < 0.05 after Holm's correction for the number of
+    cases compared, in a case neither run marks unstable. The CI is the delta method on
+    log(B/A). Each side's source (measured or MODELLED) is shown beside the ratio.
     """
     from harness.report.compare import ALPHA, CI_METHOD, compare_runs
 
@@ -55,35 +61,51 @@ def compare_command(
     if as_json:
         print(json.dumps([r.to_dict() for r in rows]))
         return
+    tested = sum(r.p_value is not None for r in rows)
     table = Table(
         title=f"energy per sample, B / A (A = {run_a}, B = {run_b})",
         title_justify="left",
-        caption=f"* = p < {ALPHA} (Welch's t-test); 95% CI: {CI_METHOD}",
+        caption=(
+            f"* = p < {ALPHA} (Welch's t-test, Holm-adjusted for {tested} cases) in a case "
+            f"stable in both runs; 95% CI: {CI_METHOD}"
+        ),
         caption_justify="left",
     )
-    for column in ("case", "A mean (J/sample)", "B mean (J/sample)", "B/A", "95% CI", "p", ""):
-        table.add_column(column, justify="left" if column == "case" else "right")
+    head = ("case", "A mean (J/sample)", "B mean (J/sample)", "B/A", "source A / B", "95% CI")
+    for column in (*head, "p (Holm)", ""):
+        table.add_column(column, justify="left" if column in ("case", "source A / B") else "right")
     table.add_column("note")
     for r in rows:
-        ratio = f"{r.ratio_b_over_a:.3f}" if r.ratio_b_over_a is not None else "–"
-        ci = (
-            f"{r.ratio_ci95_low:.3f}–{r.ratio_ci95_high:.3f}"
-            if r.ratio_ci95_low is not None and r.ratio_ci95_high is not None
-            else "–"
-        )
-        p = f"{r.p_value:.3g}" if r.p_value is not None else "–"
-        cells = (
-            r.case_id,
-            f"{fmt_si(r.mean_a_j_per_sample, 'J')} (n={r.n_a})",
-            f"{fmt_si(r.mean_b_j_per_sample, 'J')} (n={r.n_b})",
-            ratio,
-            ci,
-            p,
-            "*" if r.significant else "",
-            r.note,
-        )
-        table.add_row(*(Text(c) for c in cells))
+        table.add_row(*(Text(c) for c in _comparison_cells(r)))
     console.print(table)
+    for r in rows:
+        for run, why in (("A", r.unstable_a), ("B", r.unstable_b)):
+            if why:
+                line = f"warning: {r.case_id} is unstable in run {run}: {why}"
+                console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _comparison_cells(r: CaseComparison) -> tuple[str, ...]:
+    """One row of the compare table, each side's source beside the ratio."""
+    ratio = f"{r.ratio_b_over_a:.3f}" if r.ratio_b_over_a is not None else "–"
+    ci = (
+        f"{r.ratio_ci95_low:.3f}–{r.ratio_ci95_high:.3f}"
+        if r.ratio_ci95_low is not None and r.ratio_ci95_high is not None
+        else "–"
+    )
+    p = f"{r.p_value_holm:.3g}" if r.p_value_holm is not None else "–"
+    sources = " / ".join(source_label(s) if s else "–" for s in (r.source_a, r.source_b))
+    return (
+        r.case_id,
+        f"{fmt_si(r.mean_a_j_per_sample, 'J')} (n={r.n_a})",
+        f"{fmt_si(r.mean_b_j_per_sample, 'J')} (n={r.n_b})",
+        ratio,
+        sources if r.presence == "both" else "",
+        ci,
+        p,
+        "*" if r.significant else "",
+        r.note,
+    )
 
 
 def register(app: typer.Typer) -> None:

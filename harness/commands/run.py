@@ -16,6 +16,7 @@ from harness.errors import EnergyHarnessError
 from harness.measure.sources import source_label
 from harness.rows.cases import ESTIMATE_ERROR_DEFINITION
 from harness.rows.csvfile import read_rows
+from harness.rows.stability import stability_warning
 
 console = Console(emoji=False)
 
@@ -56,6 +57,19 @@ def summary_table(run_dir: Path) -> Table:
             _fmt(row["estimate_error_pct"], 1, 3),
         )
     return table
+
+
+def stability_warnings(run_dir: Path) -> list[str]:
+    """One line per unstable case of the run: what was wrong and what to do."""
+    warnings = (stability_warning(row) for row in read_rows(run_dir / "cases.csv"))
+    return [f"warning: {w}" for w in warnings if w]
+
+
+def print_summary(run_dir: Path) -> None:
+    """The summary table, then a warning for each case whose figure is not stable."""
+    console.print(summary_table(run_dir))
+    for line in stability_warnings(run_dir):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -164,7 +178,7 @@ def run_command(
     except KeyboardInterrupt as exc:
         _interrupted(exc)
         raise typer.Exit(130) from None
-    console.print(summary_table(run_dir))
+    print_summary(run_dir)
     if report and (measured or resume is None):  # a finished run resumed is left as it is
         from harness.report.page import write_report
 
@@ -184,7 +198,7 @@ def merge_command(
         err_console.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
 
     merged = merge_runs(run_dirs, output, warn=warn)
-    console.print(summary_table(merged))
+    print_summary(merged)
     console.print(str(merged), markup=False, highlight=False)
 
 

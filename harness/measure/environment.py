@@ -89,6 +89,7 @@ def environment_record(
                 "source": s.source,
                 "domains": list(s.domains),
                 "why_not": s.reason,
+                "warnings": list(s.warnings),
             }
             for s in statuses
         ],

@@ -16,11 +16,12 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from harness.errors import EnergyHarnessError
-from harness.measure.clock import sync_cuda, utc_now_iso
+from harness.measure.clock import sync_cuda, utc_iso
+from harness.measure.load import LoadSample, MachineLoad
 from harness.measure.sources import SOURCE_RANK, combine_sources
 from probes.base import SOURCE_COUNTER, SOURCE_MODEL, Domain, Probe, Reading
 
@@ -47,9 +48,35 @@ def select_total_domains(domains: list[tuple[str, Domain]]) -> set[tuple[str, st
     }
 
 
-@dataclass(frozen=True)
-class DomainEnergy:
-    """Energy of one domain over one window. `energy_j` is None when the reading was invalid."""
+def _already_open(name: str) -> EnergyHarnessError:
+    return EnergyHarnessError(f"window {name!r} is already open; end it or rename")
+
+
+def _window_energy(name: str, r0: Reading | str, r1: Reading | str) -> tuple[float | None, str]:
+    """Energy of one domain between two readings of its probe, or None and why not."""
+    if isinstance(r0, str):
+        return None, r0  # the probe's read failed: its error
+    if isinstance(r1, str):
+        return None, r1
+    e0, e1 = r0.energy_j.get(name), r1.energy_j.get(name)
+    if e0 is None or e1 is None:
+        return None, f"{name} missing from a reading"
+    if r1.invalid_count.get(name, 0) != r0.invalid_count.get(name, 0):
+        return None, r1.invalid_reason.get(name, "the probe flagged an invalid reading")
+    if e1 < e0:
+        return None, (
+            f"counter decreased by {e0 - e1:.3f} J (wrapped or reset); "
+            "the window's energy is unknown"
+        )
+    return e1 - e0, ""
+
+
+class DomainEnergy(NamedTuple):
+    """Energy of one domain over one window. `energy_j` is None when the reading was invalid.
+
+    Immutable; a NamedTuple rather than a frozen dataclass because every window builds
+    one per domain and a NamedTuple is about four times cheaper to build.
+    """
 
     probe: str
     domain: str
@@ -68,11 +95,22 @@ class Measurement:
     """The result of one window: duration, energy per domain with its source, and totals."""
 
     name: str
-    start_utc: str
-    end_utc: str
+    start_time_s: float  # time.time() at the window's edges (UTC seconds since the epoch)
+    end_time_s: float
     duration_s: float
     domains: tuple[DomainEnergy, ...]
     warnings: tuple[str, ...] = ()
+    other_cpu_pct: float | None = None  # CPU use outside the measured tree (harness.measure.load)
+
+    @property
+    def start_utc(self) -> str:
+        """When the window began, UTC ISO-8601."""
+        return utc_iso(self.start_time_s)
+
+    @property
+    def end_utc(self) -> str:
+        """When the window ended, UTC ISO-8601."""
+        return utc_iso(self.end_time_s)
 
     def _total(self, attr: str, sources: tuple[str, ...]) -> float:
         values = [getattr(d, attr) for d in self.domains if d.in_total and d.source in sources]
@@ -130,16 +168,31 @@ class Measurement:
             "total_source": self.total_source,
             "average_power_w": self.average_power_w,
             "dynamic_energy_j": self.dynamic_energy_j,
-            "domains": [d.__dict__.copy() for d in self.domains],
+            "domains": [d._asdict() for d in self.domains],
             "warnings": list(self.warnings),
+            "other_cpu_pct": self.other_cpu_pct,
         }
+
+
+Readings = list[Reading | str]  # per probe, in the meter's order: its Reading or read error
 
 
 @dataclass
 class _Open:
-    t0: float
-    start_utc: str
-    readings: dict[str, Reading | str] = field(default_factory=dict)  # str: read error
+    t0: float  # monotonic, the middle of the reads
+    start_time_s: float  # time.time()
+    readings: Readings
+    load: LoadSample | None
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """One domain as the meter computes it: where its readings are, and what it is."""
+
+    index: int  # the probe's position in the meter
+    probe: str
+    domain: Domain
+    in_total: bool
 
 
 class WindowHandle:
@@ -151,9 +204,13 @@ class WindowHandle:
 
 
 class EnergyMeter:
-    """Measurement windows over a set of started probes."""
+    """Measurement windows over a set of started probes.
 
-    def __init__(self, probes: list[Probe]) -> None:
+    `tree_pid`: the root of the measured process tree, for `other_cpu_pct` (how busy
+    the rest of the machine was; default: this process and its descendants).
+    """
+
+    def __init__(self, probes: list[Probe], *, tree_pid: int | None = None) -> None:
         if not probes:
             raise EnergyHarnessError("EnergyMeter needs at least one probe")
         names = [p.name for p in probes]
@@ -162,9 +219,11 @@ class EnergyMeter:
         self.probes = list(probes)
         self.idle_power_w: dict[str, float] = {}
         self.measurements: list[Measurement] = []
-        self._domains = {p.name: p.domains() for p in self.probes}
-        pairs = [(p, d) for p, ds in self._domains.items() for d in ds]
-        self._in_total = select_total_domains(pairs)
+        self.load = MachineLoad(tree_pid)
+        domains = [(i, p.name, d) for i, p in enumerate(self.probes) for d in p.domains()]
+        in_total = select_total_domains([(p, d) for _, p, d in domains])
+        self._slots = [_Slot(i, p, d, (p, d.name) in in_total) for i, p, d in domains]
+        self._min_window_s = max(p.min_window_s for p in self.probes)
         self._open: dict[str, _Open] = {}
         self._lock = threading.Lock()
         self._started = False
@@ -172,19 +231,21 @@ class EnergyMeter:
     @property
     def min_window_s(self) -> float:
         """The longest update period among the probes: shorter windows are warned about."""
-        return max(p.min_window_s for p in self.probes)
+        return self._min_window_s
 
     def start(self) -> None:
         """Start the probes' background work (done by the first window if not before)."""
         if not self._started:
             for probe in self.probes:
                 probe.start()
+            self.load.start()
             self._started = True
 
     def close(self) -> None:
         """Stop every probe's background work."""
         for probe in self.probes:
             probe.close()
+        self.load.close()
         self._started = False
 
     def __enter__(self) -> EnergyMeter:
@@ -194,103 +255,88 @@ class EnergyMeter:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _read_all(self) -> dict[str, Reading | str]:
-        out: dict[str, Reading | str] = {}
-        for probe in self.probes:
-            try:
-                out[probe.name] = probe.read()
-            except EnergyHarnessError as exc:
-                out[probe.name] = str(exc)
-        return out
-
-    def _timed_read(self) -> tuple[float, dict[str, Reading | str]]:
+    def _timed_read(self) -> tuple[float, Readings]:
         """Read every probe; the time is the middle of the reads (a slow read skews less)."""
         t_before = time.monotonic()
-        readings = self._read_all()
+        readings: Readings = []
+        for probe in self.probes:
+            try:
+                readings.append(probe.read())
+            except EnergyHarnessError as exc:
+                readings.append(str(exc))
         return (t_before + time.monotonic()) / 2, readings
 
     def begin_window(self, name: str) -> None:
         """Open a window; names of open windows must be unique."""
-        self.start()
-        with self._lock:
-            if name in self._open:
-                raise EnergyHarnessError(f"window {name!r} is already open; end it or rename")
-            self._open[name] = _Open(0.0, "")
+        if not self._started:
+            self.start()
+        if name in self._open:  # said before reading; checked again under the lock
+            raise _already_open(name)
         sync_cuda()
         t_read, readings = self._timed_read()
+        opened = _Open(t_read, time.time(), readings, self.load.sample())
         with self._lock:
-            self._open[name] = _Open(t_read, utc_now_iso(), readings)
+            if name in self._open:
+                raise _already_open(name)
+            self._open[name] = opened
 
     def end_window(self, name: str) -> Measurement:
         """Close a window and return its Measurement (also appended to `measurements`)."""
         sync_cuda()
         t1, end = self._timed_read()
+        load = self.load.sample()
         with self._lock:
             begin = self._open.pop(name, None)
-        if begin is None or not begin.start_utc:
+        if begin is None:
             raise EnergyHarnessError(f"window {name!r} was never begun (or already ended)")
         duration_s = t1 - begin.t0
-        domains = []
-        for probe in self.probes:
-            for dom in self._domains[probe.name]:
-                domains.append(
-                    self._domain_energy(probe.name, dom, begin.readings, end, duration_s)
-                )
-        warnings = []
-        if duration_s < self.min_window_s:
-            warnings.append(
+        domains = self._domain_energies(begin.readings, end, duration_s)
+        warnings: tuple[str, ...] = ()
+        if duration_s < self._min_window_s:
+            warnings = (
                 f"window {name!r} lasted {duration_s * 1e3:.1f} ms, shorter than the counters' "
-                f"update period ({self.min_window_s * 1e3:.0f} ms): its energy is mostly "
-                "quantisation noise; measure more iterations per window"
+                f"update period ({self._min_window_s * 1e3:.0f} ms): its energy is mostly "
+                "quantisation noise; measure more iterations per window",
             )
         measurement = Measurement(
-            name, begin.start_utc, utc_now_iso(), duration_s, tuple(domains), tuple(warnings)
+            name,
+            begin.start_time_s,
+            time.time(),
+            duration_s,
+            domains,
+            warnings,
+            self.load.other_cpu_pct(begin.load, load),
         )
         self.measurements.append(measurement)
         return measurement
 
-    def _domain_energy(
-        self,
-        probe: str,
-        dom: Domain,
-        begin: dict[str, Reading | str],
-        end: dict[str, Reading | str],
-        duration_s: float,
-    ) -> DomainEnergy:
-        r0, r1 = begin.get(probe), end.get(probe)
-        energy_j: float | None = None
-        reason = ""
-        if isinstance(r0, str) or isinstance(r1, str) or r0 is None or r1 is None:
-            reason = r0 if isinstance(r0, str) else r1 if isinstance(r1, str) else "no reading"
-        elif dom.name not in r0.energy_j or dom.name not in r1.energy_j:
-            reason = f"{dom.name} missing from a reading"
-        elif r1.invalid_count.get(dom.name, 0) != r0.invalid_count.get(dom.name, 0):
-            reason = r1.invalid_reason.get(dom.name, "the probe flagged an invalid reading")
-        else:
-            delta = r1.energy_j[dom.name] - r0.energy_j[dom.name]
-            if delta < 0:
-                reason = (
-                    f"counter decreased by {-delta:.3f} J (wrapped or reset); "
-                    "the window's energy is unknown"
+    def _domain_energies(
+        self, begin: Readings, end: Readings, duration_s: float
+    ) -> tuple[DomainEnergy, ...]:
+        """Each domain's energy over the window, above idle where a baseline exists."""
+        out = []
+        for slot in self._slots:
+            dom = slot.domain
+            energy_j, reason = _window_energy(dom.name, begin[slot.index], end[slot.index])
+            idle_w = self.idle_power_w.get(dom.name)
+            dynamic = None
+            if energy_j is not None and idle_w is not None:
+                dynamic = energy_j - idle_w * duration_s
+            out.append(
+                DomainEnergy(
+                    slot.probe,
+                    dom.name,
+                    dom.source,
+                    dom.scope,
+                    energy_j,
+                    slot.in_total,
+                    idle_w,
+                    dynamic,
+                    dom.note,
+                    reason,
                 )
-            else:
-                energy_j = delta
-        idle_w = self.idle_power_w.get(dom.name)
-        dynamic = None
-        if energy_j is not None and idle_w is not None:
-            dynamic = energy_j - idle_w * duration_s
-        return DomainEnergy(
-            probe=probe,
-            domain=dom.name,
-            source=dom.source,
-            scope=dom.scope,
-            energy_j=energy_j,
-            in_total=(probe, dom.name) in self._in_total,
-            idle_power_w=idle_w,
-            dynamic_energy_j=dynamic,
-            note=dom.note,
-            invalid_reason=reason,
-        )
+            )
+        return tuple(out)
 
     @contextlib.contextmanager
     def window(self, name: str) -> Iterator[WindowHandle]:

@@ -25,6 +25,7 @@ class ProbeStatus:
     reason: str
     domains: tuple[str, ...]
     default: bool
+    warnings: tuple[str, ...] = ()  # parts left out, or why it is skipped (Probe.warnings)
 
 
 def discover() -> dict[str, object]:
@@ -59,14 +60,39 @@ def probe_statuses(options: ProbeOptions | None = None) -> list[ProbeStatus]:
         reason = probe.unavailable_reason()
         domains = tuple(d.name for d in probe.domains()) if reason is None else ()
         rows.append(
-            ProbeStatus(name, probe.source, reason is None, reason or "", domains, probe.default)
+            ProbeStatus(
+                name,
+                probe.source,
+                reason is None,
+                reason or "",
+                domains,
+                probe.default,
+                tuple(probe.warnings()),
+            )
         )
         probe.close()
     return rows
 
 
+@dataclass(frozen=True)
+class SelectedProbes:
+    """The probes to measure with, and what the user should hear about them.
+
+    `warnings`: each chosen probe's warnings (a zone it leaves out), and those of default
+    probes skipped as unavailable that have something to say (a GPU hidden by MIG).
+    """
+
+    probes: list[Probe]
+    warnings: tuple[str, ...] = ()
+
+
 def load_probes(names: list[str] | None, options: ProbeOptions | None = None) -> list[Probe]:
-    """The probes to measure with.
+    """The probes to measure with (`select_probes` without the warnings)."""
+    return select_probes(names, options).probes
+
+
+def select_probes(names: list[str] | None, options: ProbeOptions | None = None) -> SelectedProbes:
+    """The probes to measure with, and their warnings.
 
     With `names`, exactly those (an unknown or unavailable one is an error that says
     why). Without, every available probe marked `default` (peers are opt-in).
@@ -84,6 +110,7 @@ def load_probes(names: list[str] | None, options: ProbeOptions | None = None) ->
     else:
         chosen = list(registered)
     probes: list[Probe] = []
+    warnings: list[str] = []
     for name in chosen:
         probe, error = _construct(name, registered[name], options)
         if probe is None:
@@ -93,8 +120,14 @@ def load_probes(names: list[str] | None, options: ProbeOptions | None = None) ->
         reason = probe.unavailable_reason()
         if reason is None and (names or probe.default):
             probes.append(probe)
+            warnings.extend(probe.warnings())
         elif names:
+            probe.close()
             raise EnergyHarnessError(f"probe {name!r} is unavailable: {reason}")
+        else:
+            if probe.default:
+                warnings.extend(probe.warnings())
+            probe.close()
     if not probes:
         raise EnergyHarnessError("no probe is available; `energy-harness probes` says why")
-    return probes
+    return SelectedProbes(probes, tuple(warnings))

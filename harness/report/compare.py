@@ -3,8 +3,13 @@
 Energy per sample of each repetition comes from measurements.csv (see
 `harness.rows.repetitions`). The ratio B/A of the mean energies per sample gets a 95%
 confidence interval (`harness.rows.stats.ratio_ci95_log_delta`). The p-value is Welch's t-test
-on the two samples of per-repetition energies (`scipy.stats.ttest_ind(equal_var=False)`).
-With one repetition on a side there is no CI and no test, and the comparison says so.
+on the two samples of per-repetition energies (`scipy.stats.ttest_ind(equal_var=False)`),
+adjusted with Holm's method for the number of cases compared (`harness.rows.stats`), so
+that comparing many cases does not make noise look significant. A change is called
+significant only where the adjusted p < 0.05 and neither run marks the case unstable
+(cases.csv `stable`, see `harness.rows.stability`). Each side's source (measured or
+MODELLED) is given beside the ratio. With one repetition on a side there is no CI and
+no test, and the comparison says so.
 """
 
 from __future__ import annotations
@@ -14,8 +19,11 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from harness.measure.sources import combine_sources, source_label
+from harness.rows.csvfile import read_rows
 from harness.rows.repetitions import CaseRepetitions, load_run_repetitions
-from harness.rows.stats import ALPHA, mean_std, ratio_ci95_log_delta, welch_p_value
+from harness.rows.stability import unstable_reason_of
+from harness.rows.stats import ALPHA, holm_adjust, mean_std, ratio_ci95_log_delta, welch_p_value
 from harness.rows.stats import RATIO_CI_METHOD as CI_METHOD  # noqa: F401 (re-exported)
 
 BOTH, ONLY_A, ONLY_B = "both", "only_a", "only_b"
@@ -27,7 +35,10 @@ class CaseComparison:
 
     `presence`: 'both', 'only_a' or 'only_b'. `ratio_b_over_a` and its 95% CI
     (`ratio_ci95_low`, `ratio_ci95_high`) are None where they cannot be computed, and
-    `note` says why. `significant` is True when Welch's p < 0.05.
+    `note` says why. `p_value` is Welch's; `p_value_holm` the same adjusted for every case
+    compared. `significant` is True when `p_value_holm` < 0.05 and neither run marks the
+    case unstable. `source_a`, `source_b`: what each run's figure is made of (`counter`,
+    `model`, `counter+model`); `unstable_a`, `unstable_b`: why a run marks it unstable.
     """
 
     case_id: str
@@ -44,6 +55,11 @@ class CaseComparison:
     p_value: float | None
     significant: bool
     note: str
+    p_value_holm: float | None = None
+    source_a: str = ""
+    source_b: str = ""
+    unstable_a: str = ""
+    unstable_b: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,6 +103,7 @@ def compare_cases(
         ratio_ci95_high=ci[1] if ci else None,
         p_value=p,
         significant=p is not None and p < alpha,
+        p_value_holm=p,  # one case on its own; compare_runs adjusts for every case
         note="; ".join(notes),
     )
 
@@ -121,22 +138,61 @@ def compare_runs(run_a: Path, run_b: Path, alpha: float = ALPHA) -> list[CaseCom
     """
     reps_a, ids_a = load_run_repetitions(run_a)
     reps_b, ids_b = load_run_repetitions(run_b)
+    unstable_a, unstable_b = _unstable(run_a), _unstable(run_b)
 
     def values(reps: dict[str, CaseRepetitions], case_id: str) -> list[float]:
         return reps[case_id].energy_j_per_sample if case_id in reps else []
 
-    def with_unusable(comparison: CaseComparison) -> CaseComparison:
+    def source(reps: dict[str, CaseRepetitions], case_id: str) -> str:
+        return combine_sources(reps[case_id].sources) if case_id in reps else ""
+
+    def with_context(comparison: CaseComparison) -> CaseComparison:
+        case_id = comparison.case_id
         notes = [comparison.note] if comparison.note else []
         for run, reps in (("A", reps_a), ("B", reps_b)):
-            left_out = reps[comparison.case_id].unusable if comparison.case_id in reps else []
+            left_out = reps[case_id].unusable if case_id in reps else []
             if left_out:
                 notes.append(f"{len(left_out)} unusable repetition(s) in {run} left out")
-        return replace(comparison, note="; ".join(notes))
+        src_a, src_b = source(reps_a, case_id), source(reps_b, case_id)
+        if src_a and src_b and src_a != src_b:
+            notes.append(
+                f"A is {source_label(src_a)}, B is {source_label(src_b)}: the ratio holds "
+                "figures obtained differently"
+            )
+        why_a, why_b = unstable_a.get(case_id, ""), unstable_b.get(case_id, "")
+        notes += [f"unstable in {r}" for r, why in (("A", why_a), ("B", why_b)) if why]
+        return replace(
+            comparison,
+            note="; ".join(notes),
+            source_a=src_a,
+            source_b=src_b,
+            unstable_a=why_a,
+            unstable_b=why_b,
+        )
 
-    result = [
-        with_unusable(compare_cases(values(reps_a, c), values(reps_b, c), c, alpha))
+    both = [
+        with_context(compare_cases(values(reps_a, c), values(reps_b, c), c, alpha))
         for c in sorted(ids_a & ids_b)
+    ]
+    adjusted = holm_adjust([c.p_value for c in both])
+    result = [
+        replace(
+            c,
+            p_value_holm=p,
+            significant=p is not None and p < alpha and not (c.unstable_a or c.unstable_b),
+        )
+        for c, p in zip(both, adjusted, strict=True)
     ]
     result += [_one_side(c, ONLY_A, values(reps_a, c)) for c in sorted(ids_a - ids_b)]
     result += [_one_side(c, ONLY_B, values(reps_b, c)) for c in sorted(ids_b - ids_a)]
     return result
+
+
+def _unstable(run_dir: Path) -> dict[str, str]:
+    """case_id -> why the run's cases.csv marks it unstable (stable cases left out)."""
+    out = {}
+    for row in read_rows(Path(run_dir) / "cases.csv"):
+        reason = unstable_reason_of(row)
+        if reason:
+            out[row.get("case_id") or ""] = reason
+    return out

@@ -129,8 +129,9 @@ def _measured_cell(c: CaseView) -> str:
         return "–"
     text = fmt_si(c.mean_j_per_sample, "J")
     if math.isfinite(c.ci95_low_j_per_sample) and math.isfinite(c.ci95_high_j_per_sample):
-        half = (c.ci95_high_j_per_sample - c.ci95_low_j_per_sample) / 2
-        text += f" ± {fmt_si(half, 'J', like=c.mean_j_per_sample)}"
+        like = c.mean_j_per_sample  # the interval is asymmetric: both ends, one prefix
+        low = fmt_si(c.ci95_low_j_per_sample, "J", like=like)
+        text += f" ({low} – {fmt_si(c.ci95_high_j_per_sample, 'J', like=like)})"
     elif c.n == 1:
         text += " (n=1, no CI)"
     label = source_label(c.measured_source) if c.measured_source else "source unknown"
@@ -151,7 +152,7 @@ def _cases_table(cases: list[CaseView]) -> str:
         "accuracy",
         "sparsity",
         "n",
-        "energy per sample (J), mean ± 95% CI, source",
+        "energy per sample (J), mean (95% CI), source",
         "estimated, dense-hw (J/sample)",
         "estimated, sparse-ideal (J/sample)",
         "estimate error (%)",
@@ -280,6 +281,8 @@ def _run_notes(run_dir: Path, cases: list[CaseView], finished: int) -> list[str]
                 f"case #{c.index}: {count} repetition(s) left out (an in-total reading was "
                 "invalid, or energy or samples were missing)."
             )
+        if c.unstable_reason:
+            notes.append(f"case #{c.index} ({c.case_id}) is unstable: {c.unstable_reason}.")
     return notes
 
 

@@ -15,6 +15,7 @@ from harness.measure.sources import combine_sources, is_modelled
 from harness.rows.cases import estimate_error_pct
 from harness.rows.csvfile import parse_bool, parse_float
 from harness.rows.repetitions import CaseRepetitions
+from harness.rows.stability import unstable_reason_of
 from harness.rows.stats import summarize
 
 K = TypeVar("K", bound=Hashable)
@@ -54,6 +55,7 @@ class CaseView:
     estimate_error_computed: bool = False
     co2_g_per_1000_samples: float = math.nan
     repetitions: CaseRepetitions | None = None
+    unstable_reason: str = ""  # why cases.csv marks the figure unstable ("" when stable)
 
     @property
     def ok(self) -> bool:
@@ -144,6 +146,7 @@ def _view_from_case_row(index: int, row: dict[str, str], rep: CaseRepetitions | 
         estimate_error_pct=parse_float(row.get("estimate_error_pct")),
         co2_g_per_1000_samples=parse_float(row.get("co2_g_per_1000_samples")),
         repetitions=rep,
+        unstable_reason=unstable_reason_of(row),
     )
     n = parse_float(row.get("n"))
     view.n = int(n) if math.isfinite(n) else 0

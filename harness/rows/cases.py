@@ -17,6 +17,7 @@ from harness.measure.sources import combine_sources
 from harness.rows.carbon import CarbonSettings
 from harness.rows.columns import estimate_prefix
 from harness.rows.measurements import RepetitionTotal
+from harness.rows.stability import StabilityLimits, unstable_reason
 from harness.rows.stats import Summary, finite_values, mean_std, summarize
 from harness.spec.case import Case
 
@@ -39,6 +40,7 @@ class CaseFigures:
     samples_per_step: int  # over all ranks
     world_size: int = 1
     idle_power_w: float = math.nan  # idle baseline of the counted domains; NaN without one
+    other_cpu_pct_max: float | None = None  # the busiest window's other_cpu_pct
 
 
 def case_figures(
@@ -56,6 +58,9 @@ def case_figures(
         samples_per_step=samples_per_step,
         world_size=world_size,
         idle_power_w=mean_std(finite_values([t.idle_power_w for t in totals]))[0],
+        other_cpu_pct_max=max(
+            (t.other_cpu_pct for t in totals if t.other_cpu_pct is not None), default=None
+        ),
     )
 
 
@@ -121,9 +126,11 @@ def measured_case_row(
     carbon: CarbonSettings,
     *,
     started: str,
+    limits: StabilityLimits,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The cases.csv row of a measured case: figures, the estimate, its error, CO2."""
+    """The cases.csv row of a measured case: figures, the estimate, its error, CO2, and
+    whether the figure is stable (`limits`)."""
     # counts of one window of the whole job: every rank runs `iterations` steps
     row = estimate_columns(est, fig.iterations * fig.world_size)
     energy, dynamic = fig.energy, fig.dynamic
@@ -163,10 +170,23 @@ def measured_case_row(
             "pue": carbon.pue,
             "started_utc": started,
             "finished_utc": utc_now_iso(),
+            **stability_columns(fig, limits),
             **(extra or {}),
         }
     )
     return row
+
+
+def stability_columns(fig: CaseFigures, limits: StabilityLimits) -> dict[str, Any]:
+    """`energy_j_per_sample_cv_pct`, `other_cpu_pct_max`, `stable`, `unstable_reason`."""
+    cv_pct = fig.energy.cv_pct
+    reason = unstable_reason(fig.energy.n, cv_pct, fig.other_cpu_pct_max, limits)
+    return {
+        "energy_j_per_sample_cv_pct": cv_pct,
+        "other_cpu_pct_max": fig.other_cpu_pct_max,
+        "stable": not reason,
+        "unstable_reason": reason,
+    }
 
 
 def failed_case_row(

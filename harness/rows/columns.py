@@ -44,6 +44,8 @@ MEASUREMENT_COLUMNS = [
     "valid",
     "note",
     "precision",
+    "invalid_reason",  # why energy_j is empty (also in note); empty when valid
+    "other_cpu_pct",  # CPU use outside the measured process tree during the window
 ]
 
 CASE_COLUMNS = [
@@ -104,4 +106,9 @@ CASE_COLUMNS = [
     "estimate_static_power_w",
     "estimate_static_source",
     "estimate_power_capped",
+    # whether the energy per sample is a stable figure (harness.rows.stability)
+    "energy_j_per_sample_cv_pct",
+    "other_cpu_pct_max",
+    "stable",
+    "unstable_reason",
 ]

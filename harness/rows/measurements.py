@@ -8,7 +8,6 @@ per sample.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,8 +31,9 @@ def window_record(
         "samples": samples,
         "start_utc": m.start_utc,
         "duration_s": m.duration_s,
-        "domains": [dataclasses.asdict(d) for d in m.domains],
+        "domains": [d._asdict() for d in m.domains],
         "warnings": list(m.warnings),
+        "other_cpu_pct": m.other_cpu_pct,
     }
 
 
@@ -66,6 +66,8 @@ def measurement_rows(
                     "energy_j_per_sample": None if energy is None else energy / world_samples,
                     "valid": energy is not None,
                     "note": d["invalid_reason"] or d["note"],
+                    "invalid_reason": d["invalid_reason"],
+                    "other_cpu_pct": record.get("other_cpu_pct"),
                 }
             )
     return rows
@@ -82,6 +84,7 @@ class RepetitionTotal:
     duration_s: float  # the longest rank's window
     sources: frozenset[str] = field(default_factory=frozenset)
     idle_power_w: float = math.nan  # idle baseline of the counted domains; NaN without one
+    other_cpu_pct: float | None = None  # the busiest rank's window (None: unknown)
 
     @property
     def source(self) -> str:
@@ -93,6 +96,7 @@ def repetition_total(ranks: list[Mapping[str, Any]]) -> RepetitionTotal:
     """Add up one repetition's ranks (each domain is owned by one rank: no double count)."""
     energy = dynamic = idle_w = 0.0
     sources: set[str] = set()
+    busy = [r["other_cpu_pct"] for r in ranks if r.get("other_cpu_pct") is not None]
     for record in ranks:
         for d in record["domains"]:
             if not d["in_total"]:
@@ -111,4 +115,5 @@ def repetition_total(ranks: list[Mapping[str, Any]]) -> RepetitionTotal:
         duration_s=max(float(r["duration_s"]) for r in ranks),
         sources=frozenset(sources),
         idle_power_w=idle_w if sources else math.nan,
+        other_cpu_pct=max(busy, default=None),
     )

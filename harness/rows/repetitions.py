@@ -27,6 +27,7 @@ class CaseRepetitions:
     `energy_j_per_sample`: total (in_total) energy per sample of each usable repetition, J.
     `domain_energy_j_per_sample`: per usable repetition, (probe, domain, source) -> J/sample.
     `unusable`: repetition labels left out (an invalid row, no energy or no samples).
+    `sources`: what the usable repetitions' totals are made of (counter, model).
     """
 
     case_id: str
@@ -34,6 +35,7 @@ class CaseRepetitions:
     energy_j_per_sample: list[float] = field(default_factory=list)
     domain_energy_j_per_sample: list[dict[DomainKey, float]] = field(default_factory=list)
     unusable: list[str] = field(default_factory=list)
+    sources: set[str] = field(default_factory=set)
 
 
 def _repetition_sort_key(label: str) -> tuple[int, float, str]:
@@ -73,6 +75,7 @@ def case_repetitions(measurement_rows: list[dict[str, str]]) -> dict[str, CaseRe
             for r, energy_j in zip(total_rows, energies, strict=True):
                 key = (r.get("probe") or "", r.get("domain") or "", r.get("source") or "")
                 domains[key] = domains.get(key, 0.0) + energy_j / samples_total
+            case.sources.update(r.get("source") or "" for r in total_rows)
             case.repetitions.append(label)
             case.energy_j_per_sample.append(sum(energies) / samples_total)
             case.domain_energy_j_per_sample.append(domains)

@@ -25,6 +25,7 @@ from harness.rows.carbon import CarbonSettings
 from harness.rows.cases import CaseFigures, case_figures, measured_case_row
 from harness.rows.csvfile import CsvAppender
 from harness.rows.measurements import measurement_rows, repetition_total, window_record
+from harness.rows.stability import StabilityLimits
 from harness.run.peer import CodecarbonPeer
 from harness.spec.case import Case
 from harness.spec.catalog import DatasetSplits, load_dataset
@@ -165,6 +166,7 @@ def case_row(
         fig,
         ctx.carbon,
         started=started,
+        limits=StabilityLimits.of(ctx.suite.settings),
         extra={"estimate_profile_note": note, **(extra or {})},
     )
 

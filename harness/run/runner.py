@@ -24,7 +24,7 @@ from harness.errors import EnergyHarnessError, OutputError, error_text, is_out_o
 from harness.measure.clock import utc_now_iso
 from harness.measure.environment import environment_record
 from harness.measure.meter import EnergyMeter
-from harness.measure.probes import load_probes, probe_statuses
+from harness.measure.probes import probe_statuses, select_probes
 from harness.measure.timeline import TIMELINE_COLUMNS, PowerPoint, PowerTimeline, timeline_row
 from harness.prepare.cache import ModelCache
 from harness.prepare.hardware import DeviceUnavailable, check_device
@@ -162,11 +162,11 @@ def run_suite(
                 console,
                 resumed=True,
             )
-            _run_session(session, *_checked_settings(resumed_suite, saved), on_case_done)
+            _run_session(session, *_checked_settings(resumed_suite, saved, console), on_case_done)
         return run_dir
     if suite is None:
         raise EnergyHarnessError("run_suite needs a suite or a run directory to resume")
-    carbon, meter = _checked_settings(suite, options)  # before a run directory is made
+    carbon, meter = _checked_settings(suite, options, console)  # before a run dir is made
     run_dir, started = _new_run_dir(suite, options, out, results_root)
     with _locked(run_dir, "run"):
         session = _Session(run_dir, run_dir.name, suite, options, started, console)
@@ -174,12 +174,17 @@ def run_suite(
     return run_dir
 
 
-def _checked_settings(suite: Suite, options: RunOptions) -> tuple[CarbonSettings, EnergyMeter]:
-    """The carbon settings and the meter: what a user can get wrong fails here."""
-    probes = load_probes(
-        options.probes or list(suite.settings.probes) or None, _probe_options(options)
-    )
-    return _carbon(suite, options), EnergyMeter(probes)
+def _checked_settings(
+    suite: Suite, options: RunOptions, console: Console
+) -> tuple[CarbonSettings, EnergyMeter]:
+    """The carbon settings and the meter: what a user can get wrong fails here; the parts
+    a probe leaves out (a zone it cannot read, a GPU it cannot measure) are said now."""
+    carbon = _carbon(suite, options)
+    names = options.probes or list(suite.settings.probes) or None
+    selected = select_probes(names, _probe_options(options))
+    for warning in selected.warnings:
+        _warn(console, warning)
+    return carbon, EnergyMeter(selected.probes)
 
 
 @contextlib.contextmanager

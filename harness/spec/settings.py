@@ -43,6 +43,8 @@ class SuiteSettings:
     nproc_per_node: int = 2  # ddp-training: ranks per node
     nnodes: int = 1
     precision: str = DEFAULT_PRECISION  # fp32 | tf32 | bf16 | fp16 (harness.spec.precision)
+    stable_max_cv_pct: float = 10.0  # above: unstable (spread of energy per sample)
+    stable_max_other_cpu_pct: float = 25.0  # above, in any window: unstable (busy machine)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (tuples as lists), for run records."""
@@ -65,7 +67,15 @@ _DEFAULTS = SuiteSettings()
 MAX_TIMELINE_HZ = 1000.0
 SETTING_KEYS = tuple(f.name for f in fields(SuiteSettings))
 CARBON_KEYS = {"country": str, "region": str, "intensity_g_per_kwh": float, "pue": float}
-_POSITIVE = ("repetitions", "min_window_s", "batch_sizes", "nproc_per_node", "nnodes")
+_POSITIVE = (
+    "repetitions",
+    "min_window_s",
+    "batch_sizes",
+    "nproc_per_node",
+    "nnodes",
+    "stable_max_cv_pct",
+    "stable_max_other_cpu_pct",
+)
 _NOT_NEGATIVE = (
     "warmup_iterations",
     "idle_baseline_s",
@@ -140,6 +150,12 @@ def check_settings(source: str, raw: dict[str, Any]) -> SuiteSettings:
             "suite.timeline_hz",
             f"must be at most {MAX_TIMELINE_HZ:g} (counters update about every ms), "
             f"got {settings.timeline_hz!r}",
+        )
+    if settings.stable_max_other_cpu_pct > 100:
+        raise fail(
+            source,
+            "suite.stable_max_other_cpu_pct",
+            f"a percentage of the CPUs, at most 100, got {settings.stable_max_other_cpu_pct!r}",
         )
     if settings.peer not in (None, "codecarbon"):
         raise fail(source, "suite.peer", f"allowed: codecarbon, got {settings.peer!r}")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import time
 import types
+from pathlib import Path
 
 import pytest
 
@@ -12,52 +14,26 @@ from harness.measure.meter import EnergyMeter
 from probes.base import ProbeOptions
 from probes.nvml import NvmlProbe
 
-
-class FakeGpu:
-    def __init__(self, uuid: str, power_w: float, counter: bool, mig: bool = False):
-        self.uuid, self.power_w, self.counter, self.mig = uuid, power_w, counter, mig
-        self.t0 = time.monotonic()
+FAKE_DIR = Path(__file__).resolve().parents[1] / "fakes"
 
 
-def make_fake_pynvml(gpus: list[FakeGpu], init_error: str | None = None) -> types.ModuleType:
-    """A module with the pynvml functions the probe calls; power is constant per GPU."""
-    mod = types.ModuleType("pynvml")
-
-    class NVMLError(Exception):
-        pass
-
-    mod.NVMLError = NVMLError
-
-    def init():
-        if init_error:
-            raise NVMLError(init_error)
-
-    def total_energy_mj(gpu):
-        if not gpu.counter:
-            raise NVMLError("Not Supported")
-        return int(gpu.power_w * (time.monotonic() - gpu.t0) * 1000)
-
-    mod.nvmlInit = init
-    mod.nvmlSystemGetDriverVersion = lambda: "555.42"
-    mod.nvmlDeviceGetCount = lambda: len(gpus)
-    mod.nvmlDeviceGetHandleByIndex = lambda i: gpus[i]
-    mod.nvmlDeviceGetUUID = lambda g: g.uuid
-    mod.nvmlDeviceGetName = lambda g: "Fake H200"
-    mod.nvmlDeviceGetTotalEnergyConsumption = total_energy_mj
-    mod.nvmlDeviceGetPowerUsage = lambda g: int(g.power_w * 1000)
-    mod.nvmlDeviceGetMigMode = lambda g: (int(g.mig), int(g.mig))
+def make_fake_pynvml(gpus: list, init_error: str | None = None) -> types.ModuleType:
+    """A fresh copy of tests/fakes/pynvml.py seeing `gpus` (FakeGpu from it, or tuples)."""
+    spec = importlib.util.spec_from_file_location("fake_pynvml", FAKE_DIR / "pynvml.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["fake_pynvml"] = mod  # its dataclass looks its module up while defined
+    spec.loader.exec_module(mod)
+    mod.configure([g if isinstance(g, mod.FakeGpu) else mod.FakeGpu(*g) for g in gpus], init_error)
     return mod
 
 
 @pytest.fixture
 def gpus(monkeypatch):
-    devices = [
-        FakeGpu("GPU-aaaa1111-0000", 300.0, counter=True),
-        FakeGpu("GPU-bbbb2222-0000", 120.0, counter=False),
-    ]
-    monkeypatch.setitem(sys.modules, "pynvml", make_fake_pynvml(devices))
+    devices = [("GPU-aaaa1111-0000", 300.0, True), ("GPU-bbbb2222-0000", 120.0, False)]
+    fake = make_fake_pynvml(devices)
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    return devices
+    return fake
 
 
 def test_counter_and_sampled_gpus_match_power_times_time(gpus):
@@ -102,7 +78,7 @@ def test_mig_selection_says_power_is_per_physical_gpu(gpus, monkeypatch):
 
 
 def test_mig_mode_gpu_is_flagged_in_the_domain_note(monkeypatch):
-    devices = [FakeGpu("GPU-cccc", 200.0, counter=True, mig=True)]
+    devices = [("GPU-cccc", 200.0, True, True, True)]
     monkeypatch.setitem(sys.modules, "pynvml", make_fake_pynvml(devices))
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     (domain,) = NvmlProbe().domains()
@@ -114,3 +90,56 @@ def test_no_driver_is_unavailable_with_a_reason(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", fake)
     reason = NvmlProbe().unavailable_reason()
     assert "NVML Shared Library Not Found" in reason and "driver" in reason
+
+
+def test_a_gpu_with_neither_counter_nor_power_is_left_out_with_the_reason(monkeypatch):
+    # a Jetson-class board next to a data-centre GPU: NotSupported for energy and power
+    devices = [("GPU-jetson-0000", 10.0, False, False), ("GPU-dddd-0000", 300.0, True)]
+    monkeypatch.setitem(sys.modules, "pynvml", make_fake_pynvml(devices))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    probe = NvmlProbe()
+    assert probe.unavailable_reason() is None
+    assert [d.name for d in probe.domains()] == ["gpu:1"]  # CUDA numbering kept
+    (warning,) = probe.warnings()
+    assert "gpu:0" in warning and "left out" in warning and "Not Supported" in warning
+    with EnergyMeter([probe]) as meter:
+        with meter.window("w") as w:
+            time.sleep(0.3)
+    m = w.measurement
+    assert m.energy_of("gpu:1") == pytest.approx(300 * m.duration_s, rel=0.02)
+
+
+def test_only_unsupported_gpus_make_the_probe_unavailable(monkeypatch):
+    devices = [("GPU-jetson-0000", 10.0, False, False)]
+    monkeypatch.setitem(sys.modules, "pynvml", make_fake_pynvml(devices))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    probe = NvmlProbe()
+    reason = probe.unavailable_reason()
+    assert reason is not None and "no visible GPU can be measured" in reason
+    assert "Not Supported" in reason
+    probe.start()  # never raises: the meter would not have it anyway
+    probe.close()
+
+
+def test_a_failing_read_makes_that_gpus_window_invalid_not_the_others(gpus):
+    probe = NvmlProbe(ProbeOptions(sample_hz=50))
+    with EnergyMeter([probe]) as meter:
+        meter.begin_window("w")
+        gpus.GPUS[0].counter = False  # the driver stops answering for gpu:0
+        time.sleep(0.2)
+        m = meter.end_window("w")
+        gpus.GPUS[0].counter = True
+        with meter.window("after") as w:
+            time.sleep(0.3)
+    assert m.energy_of("gpu:0") is None
+    (bad,) = [d for d in m.domains if d.domain == "gpu:0"]
+    assert "Not Supported" in bad.invalid_reason
+    assert m.energy_of("gpu:1") == pytest.approx(120 * m.duration_s, rel=0.05)
+    after = w.measurement
+    assert after.energy_of("gpu:0") == pytest.approx(300 * after.duration_s, rel=0.02)
+
+
+def test_mig_selection_is_a_warning_for_default_probes(gpus, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "MIG-4f5e6d7c-1111")
+    (warning,) = NvmlProbe().warnings()
+    assert "not measured" in warning and "MIG-4f5e6d7c-1111" in warning

@@ -52,6 +52,9 @@ class OwnedProbe(Probe):
     def unavailable_reason(self) -> str | None:
         return self.inner.unavailable_reason()
 
+    def warnings(self) -> list[str]:
+        return self.inner.warnings()
+
     def domains(self) -> list[Domain]:
         return [d for d in self.inner.domains() if d.name in self.keep]
 

@@ -184,7 +184,7 @@ def _rank_meter(spec: dict[str, Any], me: _Rank, on_gpu: bool) -> EnergyMeter | 
     )
     if not probes:
         return None
-    meter = EnergyMeter(probes)
+    meter = EnergyMeter(probes, tree_pid=os.getppid())  # other_cpu_pct: the whole job's tree
     meter.start()
     if me.node == 0:  # the runner measured idle power on its own node only
         meter.idle_power_w = {k: float(v) for k, v in spec["idle_power_w"].items()}

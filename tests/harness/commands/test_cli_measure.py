@@ -6,9 +6,18 @@ import json
 import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 from conftest import FakeZone
+
+FAKES = str(Path(__file__).resolve().parents[2] / "fakes")  # a fake pynvml for subprocesses
+
+
+def fake_nvml_env(*gpus: dict, **extra: str) -> dict:
+    """Environment under which `import pynvml` finds tests/fakes/pynvml.py seeing `gpus`."""
+    return {"PYTHONPATH": FAKES, "FAKE_NVML": json.dumps({"gpus": list(gpus)}), **extra}
 
 
 def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -41,6 +50,7 @@ def test_measure_json_reports_fake_rapl_energy_and_exit_code(fake_powercap):
     assert "child output" in result.stderr
     assert report["exit_code"] == 7
     assert report["total_energy_j"] == pytest.approx(40 * report["duration_s"], rel=0.02)
+    assert 0 <= report["other_cpu_pct"] <= 100  # a 1 s command: long enough for a figure
     assert report["domains"] == [
         {
             "probe": "rapl",
@@ -49,8 +59,10 @@ def test_measure_json_reports_fake_rapl_energy_and_exit_code(fake_powercap):
             "source": "counter",
             "in_total": True,
             "note": "RAPL intel-rapl:0",
+            "invalid_reason": "",
         }
     ]
+    assert report["warnings"] == []
 
 
 def test_measure_human_output_labels_modelled_figures():
@@ -111,3 +123,71 @@ def test_sigterm_is_forwarded_and_what_was_measured_is_printed(tmp_path):
     assert report["exit_code"] == 143 and report["total_source"] == "model"
     assert report["duration_s"] > 0 and report["total_energy_j"] >= 0
     assert any("stopped by SIGTERM" in w for w in report["warnings"])
+
+
+def test_measure_json_gives_each_invalid_domain_its_reason(fake_powercap, tmp_path):
+    tree = fake_powercap([FakeZone("intel-rapl:0", "package-0", 10.0, offset_uj=50_000_000)])
+    started = tmp_path / "started"
+    code = f"import pathlib, time; pathlib.Path({str(started)!r}).touch(); time.sleep(0.6)"
+    args = ["measure", "--json", "--probe", "rapl", "--powercap-root", str(tree.root)]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "harness", *args, "--", sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    tree.set_raw("intel-rapl:0", 10_000_000)  # 40 J backwards inside the window
+    stdout, _ = child.communicate(timeout=120)
+    report = json.loads(stdout)
+    (domain,) = report["domains"]
+    assert domain["energy_j"] is None and report["total_energy_j"] is None
+    assert "went backwards" in domain["invalid_reason"]
+    assert domain["note"] == "RAPL intel-rapl:0"  # unchanged: the reason has its own field
+    assert report["warnings"] == [f"cpu:package-0: INVALID: {domain['invalid_reason']}"]
+
+
+def test_measure_json_warns_about_a_zone_left_out(fake_powercap):
+    zones = [
+        FakeZone("intel-rapl:0", "package-0", 30.0),
+        FakeZone("intel-rapl:0:0", "dram", 5.0, counter=False),
+    ]
+    tree = fake_powercap(zones)
+    args = ["measure", "--json", "--probe", "rapl", "--powercap-root", str(tree.root)]
+    result = cli(*args, "--", sys.executable, "-c", "import time; time.sleep(0.5)")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [d["domain"] for d in report["domains"]] == ["cpu:package-0"]
+    assert report["total_energy_j"] == pytest.approx(30 * report["duration_s"], rel=0.02)
+    (warning,) = report["warnings"]
+    assert "dram (intel-rapl:0:0) is left out" in warning and "energy_uj" in warning
+    text = cli("probes", "--powercap-root", str(tree.root))
+    assert "warning: rapl: dram (intel-rapl:0:0) is left out" in " ".join(text.stdout.split())
+
+
+def test_a_gpu_nvml_cannot_measure_never_stops_the_command():
+    jetson = {"uuid": "GPU-jetson-0000", "power_w": 10.0, "counter": False, "power": False}
+    env = fake_nvml_env(jetson, CUDA_VISIBLE_DEVICES="0")
+    probes = {r["name"]: r for r in json.loads(cli("probes", "--json", env=env).stdout)}
+    assert probes["nvml"]["available"] is False
+    assert "Not Supported" in probes["nvml"]["reason"]
+    result = cli("measure", "--json", "--", sys.executable, "-c", "print('ran')", env=env)
+    assert result.returncode == 0 and "ran" in result.stderr
+    assert "Traceback" not in result.stderr
+    report = json.loads(result.stdout)
+    assert any("gpu:0" in w and "left out" in w for w in report["warnings"])
+    assert "nvml" not in {d["probe"] for d in report["domains"]}
+
+
+def test_a_mig_selector_with_default_probes_says_the_gpu_is_not_measured():
+    gpu = {"uuid": "GPU-eeee-0000", "power_w": 200.0}
+    env = fake_nvml_env(gpu, CUDA_VISIBLE_DEVICES="MIG-4f5e6d7c-1111")
+    result = cli("measure", "--json", "--", sys.executable, "-c", "pass", env=env)
+    assert result.returncode == 0
+    report = json.loads(result.stdout)
+    (warning,) = [w for w in report["warnings"] if "MIG" in w]
+    assert "nvml: the GPU is not measured" in warning and "per physical GPU" in warning
+    text = cli("measure", "--", sys.executable, "-c", "pass", env=env)
+    assert "warning: nvml: the GPU is not measured" in " ".join(text.stderr.split())

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import typer
+from scipy import stats
 from typer.testing import CliRunner
 
 from harness.commands.report import register
@@ -23,8 +24,12 @@ def write_run(
     cases: dict[str, list[float]],
     samples: int = 100,
     extra_rows: list[dict] | None = None,
+    source: str = "counter",
+    case_columns: dict[str, dict] | None = None,
 ) -> Path:
-    """A run whose case `c` repetition `i` uses cases[c][i] J/sample (package 70%, dram 30%)."""
+    """A run whose case `c` repetition `i` uses cases[c][i] J/sample (package 70%, dram 30%).
+
+    `source`: of every row; `case_columns`: more cases.csv columns per case."""
     run_dir.mkdir(parents=True, exist_ok=True)
     measurements = CsvAppender(run_dir / "measurements.csv", MEASUREMENT_COLUMNS)
     case_file = CsvAppender(run_dir / "cases.csv", CASE_COLUMNS)
@@ -38,14 +43,15 @@ def write_run(
                         "repetition": rep,
                         "probe": "rapl",
                         "domain": domain,
-                        "source": "counter",
+                        "source": source,
                         "in_total": True,
                         "samples": samples,
                         "energy_j": value * share * samples,
                         "valid": True,
                     }
                 )
-        case_file.append({"run_id": run_dir.name, "case_id": case_id, "status": "ok"})
+        more = (case_columns or {}).get(case_id, {})
+        case_file.append({"run_id": run_dir.name, "case_id": case_id, "status": "ok", **more})
     measurements.append_many(extra_rows or [])
     measurements.close()
     case_file.close()
@@ -158,3 +164,47 @@ def test_compare_command_marks_significant_cases(tmp_path):
 
     missing = runner.invoke(app, ["compare", str(a), str(tmp_path / "nope")])
     assert missing.exit_code == 2
+
+
+def test_p_values_are_holm_adjusted_for_the_cases_compared(tmp_path):
+    # three cases whose raw Welch p-values are each a little under 0.05
+    a_values = {c: [1.0, 1.1, 0.9] for c in ("x", "y", "z")}
+    b_values = {"x": [1.21, 1.3, 1.1], "y": [1.22, 1.32, 1.12], "z": [1.25, 1.35, 1.15]}
+    a = write_run(tmp_path / "a", a_values)
+    b = write_run(tmp_path / "b", b_values)
+    result = {r.case_id: r for r in compare_runs(a, b)}
+    raw = {c: stats.ttest_ind(a_values[c], b_values[c], equal_var=False).pvalue for c in "xyz"}
+    assert all(r.p_value == pytest.approx(raw[c]) for c, r in result.items())
+    order = sorted("xyz", key=raw.get)  # Holm by hand: 3 p1, max(.., 2 p2), max(.., p3)
+    expected, running = {}, 0.0
+    for rank, c in enumerate(order):
+        running = max(running, min(1.0, (3 - rank) * raw[c]))
+        expected[c] = running
+    assert {c: r.p_value_holm for c, r in result.items()} == pytest.approx(expected)
+    assert min(raw.values()) < 0.05 and not any(r.significant for r in result.values())
+
+
+def test_an_unstable_case_is_never_called_significant_and_is_warned_about(tmp_path):
+    why = "other processes used up to 48 % of the CPUs during its windows (above 25 %)"
+    a = write_run(tmp_path / "a", {"lenet": noisy(1.0)})
+    b = write_run(
+        tmp_path / "b",
+        {"lenet": noisy(2.0)},
+        case_columns={"lenet": {"stable": False, "unstable_reason": why}},
+    )
+    (r,) = compare_runs(a, b)
+    assert r.p_value < 1e-6 and not r.significant
+    assert r.unstable_b == why and r.unstable_a == "" and "unstable in B" in r.note
+    table = CliRunner().invoke(cli_app(), ["compare", str(a), str(b)], env={"COLUMNS": "250"})
+    assert f"warning: lenet is unstable in run B: {why}" in " ".join(table.stdout.split())
+
+
+def test_each_sides_source_is_shown_beside_the_ratio(tmp_path):
+    a = write_run(tmp_path / "a", {"lenet": noisy(1.0)})
+    b = write_run(tmp_path / "b", {"lenet": noisy(1.0)}, source="model")
+    (r,) = compare_runs(a, b)
+    assert (r.source_a, r.source_b) == ("counter", "model")
+    assert "A is measured, B is MODELLED" in r.note
+    table = CliRunner().invoke(cli_app(), ["compare", str(a), str(b)], env={"COLUMNS": "250"})
+    (line,) = [row for row in table.stdout.splitlines() if "lenet" in row]
+    assert "1.000" in line and "measured / MODELLED" in line

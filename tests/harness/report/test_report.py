@@ -83,6 +83,9 @@ def make_run(run_dir: Path, *, timeline: bool = True, environment: bool = True) 
             "carbon_intensity_g_per_kwh": 56.0,
             "pue": 1.0,
         }
+        if i == 5:  # case #5 was measured beside other jobs
+            row["stable"] = False
+            row["unstable_reason"] = "other processes used up to 48 % of the CPUs <busy>"
         if i != 2:  # case #2: the mean comes from measurements.csv instead
             row["energy_j_per_sample_mean"] = per_sample
             row["energy_j_per_sample_ci95_low"] = per_sample * 0.9
@@ -154,9 +157,15 @@ def test_full_report_embeds_five_plots_and_escapes_every_user_string(full_report
     assert "<b>boom</b>" not in text and "&lt;b&gt;boom&lt;/b&gt;" in text
     assert "&lt;libnvidia&gt;" in text and "no NVIDIA driver" in text
     assert "could not be drawn" not in text
-    # Case #2's mean and CI come from its two repetitions (1.9 mJ x 0.99 and x 1.01)
-    assert "1.9 mJ ± 0.241 mJ" in text
+    # Case #2's mean and CI come from its two repetitions (1.9 mJ x 0.99 and x 1.01): on
+    # their logs s^2 = 2e-4, so exp(log 1.9 mJ + 1e-4 +- 12.706 sqrt(1e-4 + 2e-8)), i.e.
+    # 1.9 mJ x exp(+-0.1271): 1.67 .. 2.16 mJ (the Student-t interval was 1.9 +- 0.241)
+    assert "1.9 mJ (1.67 mJ – 2.16 mJ)" in text
     assert "MODELLED" in text
+    assert (
+        "case #5 (c5) is unstable: other processes used up to 48 % of the CPUs &lt;busy&gt;" in text
+    )
+    assert "case #4 (c4) is unstable" not in text
     assert "http://" not in text.replace("http://www.w3.org", "")  # self-contained
 
 

@@ -80,6 +80,7 @@ def test_default_suite_measures_power_times_time(default_run):
             durations[key] = float(row["duration_s"])
     for key, energy_j in totals.items():
         assert energy_j == pytest.approx((PACKAGE_W + DRAM_W) * durations[key], rel=0.02), key
+    assert all(0 <= float(row["other_cpu_pct"]) <= 100 for row in rows)  # windows >= 0.25 s
     domains = {(r["domain"], r["in_total"]) for r in rows}
     assert ("cpu:core-0", "false") in domains  # core is inside package: never added
 
@@ -99,6 +100,10 @@ def test_default_suite_case_table(default_run):
     assert float(sparse["est_sparse_ideal_energy_j_per_sample"]) < float(
         sparse["est_dense_hw_energy_j_per_sample"]
     )
+    std, mean = float(dense["energy_j_per_sample_std"]), float(dense["energy_j_per_sample_mean"])
+    assert float(dense["energy_j_per_sample_cv_pct"]) == pytest.approx(std / mean * 100)
+    assert dense["stable"] in ("true", "false")
+    assert (dense["stable"] == "false") == bool(dense["unstable_reason"])
     env = json.loads((default_run / "environment.json").read_text())
     assert env["carbon"]["intensity_g_per_kwh"] > 0
     assert {p["name"] for p in env["probes"]} >= {"rapl", "model", "nvml"}
@@ -401,3 +406,62 @@ def test_a_failing_user_factory_fails_its_case_in_one_line(options, tmp_path, mo
         "model 'user_models:raises': the factory user_models:raises() raised ValueError: "
         "hidden size must be even, got 3; fix the factory or the arguments it is given"
     )
+
+
+HOG_LAUNCHER = """
+import subprocess, sys
+quiet = dict(stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+hog = [sys.executable, "-c", "while True: pass"]
+hogs = [subprocess.Popen(hog, **quiet) for _ in range(int(sys.argv[1]))]
+print(" ".join(str(h.pid) for h in hogs))
+"""
+
+
+def start_hogs(count: int) -> list[int]:
+    """`count` processes burning a CPU each, outside this process's tree: the launcher
+    exits at once, so they are orphans (and hold none of its pipes)."""
+    import subprocess
+
+    launched = subprocess.run(
+        [sys.executable, "-c", HOG_LAUNCHER, str(count)], capture_output=True, text=True
+    )
+    return [int(pid) for pid in launched.stdout.split()]
+
+
+def test_a_run_beside_cpu_hogs_marks_its_cases_unstable_and_says_why(powercap, options, tmp_path):
+    import signal
+    import subprocess
+
+    text = SMALL.replace("repetitions = 2", "repetitions = 3").replace("timeline_hz = 20", "")
+    text = text.replace(
+        ', { name = "magnitude", sparsity = 0.9 }, "semi-structured-2:4", "int8-dynamic"', ""
+    )
+    suite_file = tmp_path / "s.toml"
+    suite_file.write_text(text)
+    run_suite(parse_suite(text, "s.toml"), options, out=tmp_path / "quiet")  # trains, caches
+    out = tmp_path / "busy"
+    hogs = start_hogs(os.cpu_count() or 1)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "harness", "run", str(suite_file), "--out", str(out)]
+            + ["--probe", "rapl", "--powercap-root", str(powercap.root), "--no-report"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "ENERGY_HARNESS_CACHE": str(options.cache_dir), "COLUMNS": "300"},
+        )
+    finally:
+        for pid in hogs:
+            os.kill(pid, signal.SIGKILL)
+    assert result.returncode == 0, result.stderr
+    (case,) = read_rows(out / "cases.csv")
+    assert case["status"] == "ok", case["error"]
+    # every logical CPU had a hog beside the run: well over the 25 % limit
+    assert float(case["other_cpu_pct_max"]) > 25
+    assert case["stable"] == "false"
+    assert case["unstable_reason"].startswith("other processes used up to")
+    windows = [float(r["other_cpu_pct"]) for r in read_rows(out / "measurements.csv")]
+    assert max(windows) == pytest.approx(float(case["other_cpu_pct_max"]))
+    printed = " ".join(result.stdout.split())
+    assert f"warning: {case['case_id']} is unstable: other processes used up to" in printed
+    assert "more repetitions" in printed
