@@ -13,8 +13,8 @@ from rich.text import Text
 
 from harness.commands.common import PowercapRoot, ProbeNames, err_console, user_errors
 from harness.errors import EnergyHarnessError
+from harness.estimate.error import ESTIMATE_ERROR_DEFINITION
 from harness.measure.sources import source_label
-from harness.rows.cases import ESTIMATE_ERROR_DEFINITION
 from harness.rows.csvfile import read_rows
 from harness.rows.stability import stability_warning
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from harness.errors import EnergyHarnessError
 from harness.estimate.calibrate import FitResult, fit_cases, fit_to_profile, leave_one_out
+from harness.estimate.error import estimate_error_pct
 from harness.estimate.profiles import write_profile
 from harness.measure.sources import energy_label
 from probes.base import Probe
@@ -96,7 +97,10 @@ def calibrate_from_run(
     loo["fitted_energy_j"] = fit.rows["fitted_energy_j"].to_numpy()
     if "estimated_energy_j" in cases.columns:
         est = pd.to_numeric(cases["estimated_energy_j"], errors="coerce").to_numpy()
-        loo["prior_estimate_error_pct"] = 100.0 * (est - loo["energy_j"]) / loo["energy_j"]
+        loo["prior_estimate_error_pct"] = [
+            math.nan if error is None else error
+            for error in map(estimate_error_pct, est, loo["energy_j"])
+        ]
     sources = set(cases["energy_source"].astype(str)) if "energy_source" in cases else set()
     written = None
     if out is not None:

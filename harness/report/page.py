@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from harness.estimate.error import ESTIMATE_ERROR_DEFINITION
 from harness.measure.sources import source_label
 from harness.report.format import esc as _esc
 from harness.report.format import fmt_number as _fmt
@@ -31,7 +32,6 @@ from harness.report.plots import (
     plot_timeline,
 )
 from harness.report.views import ESTIMATE_COLUMNS, CaseView, build_cases
-from harness.rows.cases import ESTIMATE_ERROR_DEFINITION
 from harness.rows.csvfile import read_rows, write_atomic
 from harness.rows.repetitions import load_run_repetitions
 

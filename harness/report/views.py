@@ -11,8 +11,8 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from harness.estimate.error import estimate_error_pct
 from harness.measure.sources import combine_sources, is_modelled
-from harness.rows.cases import estimate_error_pct
 from harness.rows.csvfile import parse_bool, parse_float
 from harness.rows.repetitions import CaseRepetitions
 from harness.rows.stability import unstable_reason_of

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from harness.estimate.error import estimate_error_pct
 from harness.estimate.names import DENSE_HW, SPARSE_IDEAL
 from harness.measure.clock import utc_now_iso
 from harness.measure.sources import combine_sources
@@ -93,28 +94,6 @@ def estimate_columns(est: ModelEstimate, steps: int) -> dict[str, Any]:
     row["flops_per_sample"] = counts.flops
     row["bytes_per_sample"] = counts.bytes
     return row
-
-
-ESTIMATE_ERROR_DEFINITION = (
-    "estimate error = (estimated - measured) / measured x 100, totals against totals: the "
-    "dense-hw estimate per sample (static part included) against the measured energy per "
-    "sample (mean over repetitions, idle included); negative = the estimate is below the "
-    "measurement. With an idle baseline the estimate's static part is the measured idle "
-    "power, so both totals hold the same idle energy."
-)
-
-
-def estimate_error_pct(estimated_j: float, measured_j: float) -> float | None:
-    """(estimated - measured) / measured x 100, totals against totals (see
-    ESTIMATE_ERROR_DEFINITION); the one definition cases.csv, the CLI and the report use.
-
-    None where either figure is missing or not finite, or the measured one is zero.
-    """
-    if estimated_j is None or measured_j is None:
-        return None
-    if not (math.isfinite(estimated_j) and math.isfinite(measured_j)) or measured_j == 0:
-        return None
-    return (estimated_j - measured_j) / measured_j * 100
 
 
 def measured_case_row(

@@ -273,10 +273,10 @@ def test_report_command_prints_the_path_last(tmp_path):
 
 
 def test_the_table_footnote_and_scatter_say_one_thing(tmp_path):
+    from harness.estimate.error import ESTIMATE_ERROR_DEFINITION
     from harness.report.page import render_report
     from harness.report.plots import estimate_points
     from harness.report.views import DENSE_HW_COLUMN
-    from harness.rows.cases import ESTIMATE_ERROR_DEFINITION
     from harness.rows.repetitions import load_run_repetitions
 
     run = make_run(tmp_path / "run")

@@ -347,7 +347,7 @@ def test_one_error_definition_in_cases_csv_and_the_cli_summary(default_run):
     from rich.console import Console
 
     from harness.commands.run import summary_table
-    from harness.rows.cases import ESTIMATE_ERROR_DEFINITION
+    from harness.estimate.error import ESTIMATE_ERROR_DEFINITION
 
     ok = [r for r in read_rows(default_run / "cases.csv") if r["status"] == "ok"]
     for case in ok:  # totals against totals, signed as (estimated - measured) / measured
