@@ -20,6 +20,13 @@ from harness.rows.columns import estimate_prefix
 from harness.rows.measurements import RepetitionTotal
 from harness.rows.stability import StabilityLimits, unstable_reason
 from harness.rows.stats import Summary, finite_values, mean_std, summarize
+from harness.rows.vs_dense import (
+    CaseEnergy,
+    VsDense,
+    compare_with_dense,
+    group_key,
+    vs_dense_columns,
+)
 from harness.spec.case import Case
 
 if TYPE_CHECKING:  # torch-free at import: the CLI's summary reads the error definition
@@ -42,14 +49,16 @@ class CaseFigures:
     world_size: int = 1
     idle_power_w: float = math.nan  # idle baseline of the counted domains; NaN without one
     other_cpu_pct_max: float | None = None  # the busiest window's other_cpu_pct
+    values_j_per_sample: tuple[float, ...] = ()  # energy per sample of each repetition
 
 
 def case_figures(
     totals: list[RepetitionTotal], samples_per_step: int, world_size: int = 1
 ) -> CaseFigures:
     """The figures of a case from the totals of its repetitions (at least one)."""
+    per_sample = [t.energy_j / t.samples for t in totals]
     return CaseFigures(
-        energy=summarize([t.energy_j / t.samples for t in totals]),
+        energy=summarize(per_sample),
         dynamic=summarize([t.dynamic_energy_j / t.samples for t in totals]),
         duration_s=summarize([t.duration_s for t in totals]).mean,
         latency_s=summarize([t.duration_s / t.iterations for t in totals]).mean,
@@ -62,6 +71,7 @@ def case_figures(
         other_cpu_pct_max=max(
             (t.other_cpu_pct for t in totals if t.other_cpu_pct is not None), default=None
         ),
+        values_j_per_sample=tuple(per_sample),
     )
 
 
@@ -106,10 +116,12 @@ def measured_case_row(
     *,
     started: str,
     limits: StabilityLimits,
+    dense: CaseEnergy | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The cases.csv row of a measured case: figures, the estimate, its error, CO2, and
-    whether the figure is stable (`limits`)."""
+    """The cases.csv row of a measured case: figures, the estimate, its error, CO2,
+    whether the figure is stable (`limits`), and the case against `dense`, the dense case
+    of its group (`harness.rows.vs_dense`; empty columns without one)."""
     # counts of one window of the whole job: every rank runs `iterations` steps
     row = estimate_columns(est, fig.iterations * fig.world_size)
     energy, dynamic = fig.energy, fig.dynamic
@@ -128,6 +140,7 @@ def measured_case_row(
             "params": report.total_params,
             "nonzero_params": report.nonzero_params,
             "sparsity": report.sparsity,
+            "params_removed": report.params_removed,
             "dense_bytes": report.dense_bytes,
             "nonzero_bytes": report.nonzero_bytes,
             "latency_s_per_batch": fig.latency_s,
@@ -153,7 +166,24 @@ def measured_case_row(
             **(extra or {}),
         }
     )
+    row.update(vs_dense_columns(_vs_dense(row, fig, dense)))
     return row
+
+
+def _vs_dense(row: dict[str, Any], fig: CaseFigures, dense: CaseEnergy | None) -> VsDense | None:
+    """The case of `row` against `dense` (None for the dense case itself, or without one)."""
+    own = CaseEnergy(
+        case_id=row["case_id"],
+        group=group_key(row),
+        variant=row["variant"],
+        values_j_per_sample=tuple(finite_values(fig.values_j_per_sample)),
+        accuracy=row["accuracy"],
+        source=fig.source,
+        unstable_reason=row["unstable_reason"],
+    )
+    if dense is None or own.is_dense or dense.group != own.group:
+        return None
+    return compare_with_dense(own, dense)
 
 
 def stability_columns(fig: CaseFigures, limits: StabilityLimits) -> dict[str, Any]:

@@ -10,6 +10,13 @@ from harness.estimate.names import DENSE_HW, SPARSE_IDEAL
 
 CASE_ID_COLUMNS = ["run_id", "case_id", "model", "variant", "mode", "batch_size", "device"]
 ESTIMATE_PARTS = ("energy_j_per_sample", "compute_j", "storage_j", "communication_j", "static_j")
+VS_DENSE_COLUMNS = (
+    "energy_vs_dense_ratio",
+    "energy_vs_dense_ratio_ci95_low",
+    "energy_vs_dense_ratio_ci95_high",
+    "energy_vs_dense_beyond_noise",
+    "accuracy_vs_dense_pp",
+)
 FLOP_DTYPES = ("fp64", "fp32", "fp16", "bf16", "int32", "int8")
 
 
@@ -111,4 +118,8 @@ CASE_COLUMNS = [
     "other_cpu_pct_max",
     "stable",
     "unstable_reason",
+    # the parameters gone or zero, and the case against the dense case of its group
+    # (harness.rows.vs_dense)
+    "params_removed",
+    *VS_DENSE_COLUMNS,
 ]

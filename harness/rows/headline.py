@@ -1,0 +1,140 @@
+"""The answer at a glance: per group, the best variant on the energy/accuracy front vs
+dense, and the estimate's typical error.
+
+The front is drawn with the noise in mind: a case is dominated only when another case
+uses less energy beyond both intervals (the other's upper 95 % bound below this one's
+lower bound) and is not worse in accuracy. A case without an interval (one repetition)
+counts its mean as both bounds. Cases without an accuracy are not on the front.
+
+The best variant of a group is, among the non-dense cases on its front, the one that
+saves the most energy vs dense beyond noise (`harness.rows.vs_dense`); when none does,
+the one with the lowest energy ratio, said to be within noise.
+
+The run summary and the report print this, in the words of `harness.report.headline`.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.measure.sources import combine_sources
+from harness.rows.csvfile import parse_float, read_rows
+from harness.rows.repetitions import load_run_repetitions
+from harness.rows.vs_dense import (
+    CaseEnergy,
+    GroupKey,
+    VsDense,
+    case_energies,
+    vs_dense_all,
+)
+
+
+def _bounds(case: CaseEnergy) -> tuple[float, float]:
+    energy = case.energy
+    if math.isfinite(energy.ci95_low) and math.isfinite(energy.ci95_high):
+        return energy.ci95_low, energy.ci95_high
+    return energy.mean, energy.mean
+
+
+def dominates(q: CaseEnergy, p: CaseEnergy) -> bool:
+    """`q` uses less energy than `p` beyond both intervals and is not worse in accuracy."""
+    return _bounds(q)[1] < _bounds(p)[0] and q.accuracy >= p.accuracy
+
+
+def noise_aware_front(cases: Iterable[CaseEnergy]) -> list[CaseEnergy]:
+    """The cases no other case dominates (`dominates`), in order of increasing energy."""
+    usable = [c for c in cases if math.isfinite(c.accuracy) and c.energy.mean > 0]
+    front = [p for p in usable if not any(dominates(q, p) for q in usable if q is not p)]
+    return sorted(front, key=lambda c: (c.energy.mean, -c.accuracy))
+
+
+@dataclass(frozen=True)
+class GroupHeadline:
+    """One group's answer. `best` is None when there is nothing to compare (`note` says why)."""
+
+    group: GroupKey
+    front: tuple[str, ...]  # case ids, in order of increasing energy
+    best: VsDense | None
+    best_variant: str
+    note: str
+
+
+@dataclass(frozen=True)
+class EstimateErrorSummary:
+    """The estimate's error over the finished cases: median and range, in %."""
+
+    n: int
+    median_pct: float
+    min_pct: float
+    max_pct: float
+
+
+@dataclass(frozen=True)
+class Headline:
+    """Per group the best variant vs dense; the estimate's typical error; `source`: what
+    every measured figure is made of (`counter`, `model`, `counter+model`)."""
+
+    groups: tuple[GroupHeadline, ...]
+    estimate_error: EstimateErrorSummary
+    source: str
+
+
+def _best(front: list[CaseEnergy], vs: Mapping[str, VsDense]) -> VsDense | None:
+    compared = [vs[c.case_id] for c in front if c.case_id in vs]
+    savers = [v for v in compared if v.beyond_noise and v.energy_ratio < 1]
+    pool = savers or [v for v in compared if math.isfinite(v.energy_ratio)]
+    return min(pool, key=lambda v: v.energy_ratio, default=None)
+
+
+def _group_headline(
+    group: GroupKey, cases: list[CaseEnergy], vs: Mapping[str, VsDense]
+) -> GroupHeadline:
+    front = noise_aware_front(cases)
+    has_dense = any(c.is_dense for c in cases)
+    best = _best(front, vs)
+    note = ""
+    if not has_dense:
+        note = "no finished dense case in this group to compare with"
+    elif not any(not c.is_dense for c in cases):
+        note = "no finished variant besides dense"
+    elif best is None:
+        note = "no variant on the front has an energy ratio vs dense"
+    variant = next((c.variant for c in cases if best and c.case_id == best.case_id), "")
+    return GroupHeadline(group, tuple(c.case_id for c in front), best, variant, note)
+
+
+def estimate_error_summary(case_rows: Iterable[Mapping[str, str]]) -> EstimateErrorSummary:
+    """Median and range of cases.csv's `estimate_error_pct` over the finished cases."""
+    errors = [
+        parse_float(r.get("estimate_error_pct"))
+        for r in case_rows
+        if (r.get("status") or "").strip().lower() == "ok"
+    ]
+    errors = [e for e in errors if math.isfinite(e)]
+    if not errors:
+        return EstimateErrorSummary(0, math.nan, math.nan, math.nan)
+    return EstimateErrorSummary(len(errors), statistics.median(errors), min(errors), max(errors))
+
+
+def run_headline(run_dir: Path) -> Headline:
+    """The headline of a run directory (its cases.csv and measurements.csv)."""
+    reps, _ = load_run_repetitions(run_dir)
+    case_rows = read_rows(Path(run_dir) / "cases.csv")
+    return headline(case_energies(case_rows, reps), case_rows)
+
+
+def headline(cases: list[CaseEnergy], case_rows: Iterable[Mapping[str, str]]) -> Headline:
+    """The headline of a run: its finished cases (`case_energies`) and cases.csv rows."""
+    vs = vs_dense_all(cases)
+    groups: dict[GroupKey, list[CaseEnergy]] = {}
+    for c in cases:
+        groups.setdefault(c.group, []).append(c)
+    return Headline(
+        groups=tuple(_group_headline(g, members, vs) for g, members in groups.items()),
+        estimate_error=estimate_error_summary(case_rows),
+        source=combine_sources(c.source for c in cases) if cases else "",
+    )

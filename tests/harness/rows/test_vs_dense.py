@@ -1,0 +1,148 @@
+"""Each variant against dense, the noise-aware front and the headline: one definition."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from harness.rows.headline import dominates, estimate_error_summary, headline, noise_aware_front
+from harness.rows.repetitions import CaseRepetitions
+from harness.rows.stats import ratio_ci95_log_delta
+from harness.rows.vs_dense import (
+    CaseEnergy,
+    case_energies,
+    compare_with_dense,
+    group_key,
+    vs_dense_all,
+    vs_dense_columns,
+)
+
+GROUP = ("lenet5", "digits", "inference", "64", "cpu", "fp32")
+OTHER = ("lenet5", "digits", "training", "64", "cpu", "fp32")
+STEADY = (0.98, 1.0, 1.02)  # x the mean: a few % of spread
+
+
+def case(variant: str, mean: float, accuracy: float, group=GROUP, spread=STEADY, why=""):
+    return CaseEnergy(
+        case_id=f"{variant}/{group[2]}",
+        group=group,
+        variant=variant,
+        values_j_per_sample=tuple(mean * f for f in spread),
+        accuracy=accuracy,
+        source="model",
+        unstable_reason=why,
+    )
+
+
+def test_the_ratio_and_its_interval_are_the_one_statistic_of_two_means():
+    dense, pruned = case("dense", 2e-3, 0.97), case("structured", 1e-3, 0.98)
+    v = compare_with_dense(pruned, dense)
+    assert v.energy_ratio == pytest.approx(0.5)
+    low, high = ratio_ci95_log_delta(
+        list(dense.values_j_per_sample), list(pruned.values_j_per_sample)
+    )
+    assert (v.ratio_ci95_low, v.ratio_ci95_high) == (low, high)
+    assert low < 0.5 < high < 1
+    assert v.accuracy_pp == pytest.approx(1.0)  # (0.98 - 0.97) x 100 percentage points
+    assert v.beyond_noise and "beyond noise" in v.noise_words
+    assert vs_dense_columns(v) == {
+        "energy_vs_dense_ratio": v.energy_ratio,
+        "energy_vs_dense_ratio_ci95_low": low,
+        "energy_vs_dense_ratio_ci95_high": high,
+        "energy_vs_dense_beyond_noise": True,
+        "accuracy_vs_dense_pp": v.accuracy_pp,
+    }
+
+
+def test_an_interval_that_includes_no_change_is_within_noise():
+    v = compare_with_dense(case("magnitude", 1.01e-3, 0.97), case("dense", 1e-3, 0.97))
+    assert v.ratio_ci95_low < 1 < v.ratio_ci95_high
+    assert not v.beyond_noise and v.noise_words.startswith("within noise")
+
+
+def test_an_unstable_side_is_never_beyond_noise_and_says_which():
+    dense = case("dense", 2e-3, 0.97, why="other processes used up to 48 % of the CPUs")
+    v = compare_with_dense(case("structured", 1e-3, 0.98), dense)
+    assert v.excludes_no_change and not v.beyond_noise
+    assert v.not_judged == "dense is unstable"
+    assert vs_dense_columns(v)["energy_vs_dense_beyond_noise"] is False
+
+
+def test_one_repetition_gives_a_ratio_without_interval_and_says_so():
+    v = compare_with_dense(case("structured", 1e-3, 0.98, spread=(1.0,)), case("dense", 2e-3, 0.97))
+    assert v.energy_ratio == pytest.approx(0.5) and math.isnan(v.ratio_ci95_low)
+    assert not v.beyond_noise and "fewer than 2 repetitions" in v.noise_words
+    assert vs_dense_columns(v)["energy_vs_dense_beyond_noise"] is None  # an empty cell
+
+
+def test_no_dense_case_in_the_group_means_empty_columns():
+    cases = [case("dense", 2e-3, 0.97, group=OTHER), case("structured", 1e-3, 0.98)]
+    assert vs_dense_all(cases) == {}  # the dense case is of another mode
+    assert set(vs_dense_columns(None).values()) == {None}
+
+
+def test_the_group_is_model_dataset_mode_batch_device_and_precision():
+    row = {"model": "m", "dataset": "d", "mode": "inference", "batch_size": 64, "device": "cpu"}
+    assert group_key({**row, "precision": "bf16"}) == ("m", "d", "inference", "64", "cpu", "bf16")
+    assert group_key(row) != group_key({**row, "precision": "bf16"})
+
+
+def test_case_energies_keep_finished_cases_with_usable_repetitions():
+    rows = [
+        {"case_id": "a", "status": "ok", "variant": "dense", "accuracy": "0.9"},
+        {"case_id": "b", "status": "skipped", "variant": "int8-dynamic"},
+        {"case_id": "c", "status": "ok", "variant": "structured", "stable": "false"},
+    ]
+    reps = {
+        "a": CaseRepetitions("a", ["0"], [1e-3], sources={"counter"}),
+        "c": CaseRepetitions("c", [], [], unusable=["0"]),
+    }
+    (a,) = case_energies(rows, reps)
+    assert (a.case_id, a.source, a.accuracy, a.values_j_per_sample) == (
+        "a",
+        "counter",
+        0.9,
+        (1e-3,),
+    )
+
+
+def test_a_point_is_dominated_only_beyond_both_intervals_and_not_less_accurate():
+    dense = case("dense", 2.0e-3, 0.97)  # interval about 1.90 .. 2.10 mJ (n = 3)
+    close = case("magnitude", 1.97e-3, 0.96)  # less accurate, energy within noise
+    cheap = case("structured", 1.0e-3, 0.97)
+    worse = case("threshold", 2.5e-3, 0.96)
+    assert not dominates(dense, close) and not dominates(close, dense)
+    assert dominates(cheap, dense) and dominates(cheap, close) and dominates(cheap, worse)
+    assert not dominates(cheap, case("int8", 1.2e-3, 0.98))  # more accurate: stays
+    front = noise_aware_front([dense, close, cheap, worse, case("int8", 1.2e-3, 0.98)])
+    assert [c.variant for c in front] == ["structured", "int8"]
+    # with nothing cheaper beyond noise, a less accurate point within noise stays on it
+    assert [c.variant for c in noise_aware_front([dense, close])] == ["magnitude", "dense"]
+
+
+def test_the_headline_names_the_best_saving_beyond_noise_per_group():
+    cases = [
+        case("dense", 2.0e-3, 0.97),
+        case("structured", 1.0e-3, 0.965),
+        case("int8", 1.5e-3, 0.975),
+        case("dense", 6.0e-3, 0.97, group=OTHER),
+        case("magnitude", 6.05e-3, 0.98, group=OTHER),
+    ]
+    rows = [{"status": "ok", "estimate_error_pct": e} for e in ("-50", "-60", "-40", "x")]
+    h = headline(cases, rows)
+    inference, training = h.groups
+    assert inference.best_variant == "structured" and inference.best.beyond_noise
+    assert inference.best.energy_ratio == pytest.approx(0.5)
+    assert inference.best.accuracy_pp == pytest.approx(-0.5)
+    assert training.best_variant == "magnitude" and not training.best.beyond_noise  # closest
+    assert h.source == "model"
+    assert (h.estimate_error.n, h.estimate_error.median_pct) == (3, -50)
+    assert (h.estimate_error.min_pct, h.estimate_error.max_pct) == (-60, -40)
+
+
+def test_a_group_without_dense_says_so():
+    h = headline([case("structured", 1e-3, 0.9)], [])
+    (g,) = h.groups
+    assert g.best is None and g.note == "no finished dense case in this group to compare with"
+    assert estimate_error_summary([]).n == 0
