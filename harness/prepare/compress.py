@@ -35,7 +35,7 @@ from harness.prepare.pruning import (
     structured_prune,
     threshold_prune,
 )
-from harness.prepare.training import seed_everything, train
+from harness.prepare.training import EpochDone, seed_everything, train
 from harness.spec.catalog import DatasetSplits
 from harness.spec.train_config import TrainConfig
 from harness.spec.variants import (
@@ -70,6 +70,7 @@ def _fine_tune(
     device: torch.device,
     steps: list[str],
     note: str = "",
+    on_epoch: EpochDone | None = None,
 ) -> None:
     epochs = params["fine_tune_epochs"]
     if epochs == 0:
@@ -77,7 +78,7 @@ def _fine_tune(
         return
     lr = params["fine_tune_lr"] or config.lr
     tune = dataclasses.replace(config, epochs=epochs, lr=lr)
-    train(model, data.train, tune, seed=seed + 1, device=device)
+    train(model, data.train, tune, seed=seed + 1, device=device, on_epoch=on_epoch)
     steps.append(f"fine-tune: {epochs} epochs, lr {lr:g}{note}")
 
 
@@ -90,8 +91,10 @@ def compress_model(
     train_config: TrainConfig | None = None,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    on_epoch: EpochDone | None = None,
 ) -> Compressed:
-    """Steps 2-4 on a copy of the trained `dense` model (which is left untouched).
+    """Steps 2-4 on a copy of the trained `dense` model (which is left untouched);
+    `on_epoch` hears every fine-tuning epoch.
 
     Raises VariantUnsupported where the variant cannot run on `device`, and
     EnergyHarnessError for bad parameters.
@@ -132,13 +135,14 @@ def compress_model(
         apply_two_four_masks(model, layers)
         steps += ["rank: |w| in groups of 4", f"prune: 2 of 4 in {len(layers)} linear layers"]
     if variant == STRUCTURED:  # channels are gone: nothing to mask
-        _fine_tune(model, params, data, config, seed, device, steps)
+        _fine_tune(model, params, data, config, seed, device, steps, on_epoch=on_epoch)
     elif params.get("keep_masks", True):
-        _fine_tune(model, params, data, config, seed, device, steps, ", masks kept")
+        _fine_tune(model, params, data, config, seed, device, steps, ", masks kept", on_epoch)
         make_pruning_permanent(model)
     else:  # the naive recipe: zero the weights, then retrain them freely
         make_pruning_permanent(model)
-        _fine_tune(model, params, data, config, seed, device, steps, ", no masks (zeros regrow)")
+        note = ", no masks (zeros regrow)"
+        _fine_tune(model, params, data, config, seed, device, steps, note, on_epoch)
     compressed = Compressed(model.eval(), steps, device)
     if variant == SEMI_STRUCTURED:  # the sparse kernels run in half precision
         compressed.model = model.half()

@@ -26,7 +26,7 @@ from harness.prepare.cache import ModelCache, cache_key
 from harness.prepare.compress import Compressed, compress_model
 from harness.prepare.hardware import check_supported, to_semi_structured
 from harness.prepare.sparsity import SparsityReport, sparsity_report
-from harness.prepare.training import evaluate, seed_everything, train
+from harness.prepare.training import EpochDone, evaluate, seed_everything, train
 from harness.spec.catalog import DatasetSplits, build_model, model_kwargs_for_input
 from harness.spec.train_config import TrainConfig
 from harness.spec.variants import DENSE, resolve_variant
@@ -66,6 +66,14 @@ def _finalize(model: nn.Module, meta: Mapping[str, Any], device: torch.device) -
     return model.to(device).eval()
 
 
+def effective_params(resolved: dict[str, Any], config: TrainConfig) -> dict[str, Any]:
+    """The variant's parameters as they are used: `fine_tune_lr = 0` (the training rate)
+    becomes that rate, so cases.csv never shows a rate of zero."""
+    if resolved.get("fine_tune_lr") == 0:
+        return {**resolved, "fine_tune_lr": config.lr}
+    return resolved
+
+
 def _key_fields(
     model_name: str,
     model_kwargs: dict[str, Any],
@@ -94,13 +102,14 @@ def _train_dense(
     config: TrainConfig,
     device: torch.device,
     say: Callable[[str], None],
+    on_epoch: EpochDone | None = None,
 ) -> Compressed:
     """Step 1: the dense model, trained from a seeded initialisation."""
     model_name, seed = key_fields["model"], key_fields["seed"]
     seed_everything(seed)
     model = build_model(model_name, **key_fields["model_kwargs"])
     say(f"{model_name}: training {config.epochs} epochs on {data.name}")
-    result = train(model, data.train, config, seed=seed, device=device)
+    result = train(model, data.train, config, seed=seed, device=device, on_epoch=on_epoch)
     step = (
         f"train: {config.epochs} epochs, {result.samples} samples, "
         f"SGD lr {config.lr:g} momentum {config.momentum:g}"
@@ -158,24 +167,26 @@ def prepare_model(
     device: str | torch.device = "cpu",
     cache: ModelCache | None = None,
     log: Callable[[str], None] | None = None,
+    on_epoch: EpochDone | None = None,
 ) -> PreparedModel:
     """Train, compress and evaluate a model, or read it from `cache` (None: no cache).
 
     The dense model is prepared (and cached) first and shared by all variants of the
-    same model, data, training settings and seed. Raises VariantUnsupported before any
-    training if the variant cannot run on `device`.
+    same model, data, training settings and seed. `log` hears what is being done
+    (training, compressing); `on_epoch(epoch, mean_loss)` after every epoch of training
+    or fine-tuning. Raises VariantUnsupported before any training if the variant cannot
+    run on `device`.
     """
-    resolved = resolve_variant(variant, params)
+    config = train_config or TrainConfig()
+    resolved = effective_params(resolve_variant(variant, params), config)
     device = torch.device(device)
     check_supported(variant, device)
-    config = train_config or TrainConfig()
     model_kwargs = model_kwargs_for_input(model_name, data.input_shape, data.num_classes)
     key_fields = _key_fields(model_name, model_kwargs, data, variant, resolved, config, seed)
     key = cache_key(key_fields)
     say = log or (lambda message: None)
     hit = cache.load(key, model_name, model_kwargs) if cache is not None else None
     if hit is not None and _meta_problem(hit.meta) is None:
-        say(f"{model_name}/{variant}: from cache {hit.path}")
         model = _finalize(hit.model, hit.meta, device)
         return _prepared(model, hit.meta, key_fields, key, hit.path, True, device)
     if hit is not None:
@@ -185,23 +196,71 @@ def prepare_model(
             stacklevel=2,
         )
     if variant == DENSE:
-        compressed = _train_dense(key_fields, data, config, device, say)
+        compressed = _train_dense(key_fields, data, config, device, say, on_epoch)
         reference_params = sparsity_report(compressed.model).total_params
         return _evaluate_and_cache(
             compressed, reference_params, None, key_fields, data, cache, device
         )
     dense = prepare_model(
-        model_name, data, DENSE, seed=seed, train_config=config, device=device, cache=cache, log=log
+        model_name,
+        data,
+        DENSE,
+        seed=seed,
+        train_config=config,
+        device=device,
+        cache=cache,
+        log=log,
+        on_epoch=on_epoch,
     )
     say(f"{model_name}/{variant}: compressing")
     compressed = compress_model(
-        dense.model, variant, resolved, data, train_config=config, seed=seed, device=device
+        dense.model,
+        variant,
+        resolved,
+        data,
+        train_config=config,
+        seed=seed,
+        device=device,
+        on_epoch=on_epoch,
     )
     trained = [step for step in dense.steps if not step.startswith("evaluate")]
     compressed.steps = [*trained, *compressed.steps]
     return _evaluate_and_cache(
         compressed, dense.report.total_params, dense.accuracy, key_fields, data, cache, device
     )
+
+
+def training_plan(
+    model_name: str,
+    data: DatasetSplits,
+    variant: str = DENSE,
+    params: Mapping[str, Any] | None = None,
+    *,
+    seed: int = 0,
+    train_config: TrainConfig | None = None,
+    cache: ModelCache | None = None,
+) -> dict[str, int]:
+    """Epochs of training that `prepare_model` would run, by cache key: the dense model's
+    training unless its file is in `cache`, and the variant's fine-tuning unless its file
+    is ({} when both are). For progress estimates: a damaged file is prepared again."""
+    config = train_config or TrainConfig()
+    resolved = effective_params(resolve_variant(variant, params), config)
+    model_kwargs = model_kwargs_for_input(model_name, data.input_shape, data.num_classes)
+
+    def missing(name: str, chosen: dict[str, Any]) -> str | None:
+        key = cache_key(_key_fields(model_name, model_kwargs, data, name, chosen, config, seed))
+        return None if cache is not None and cache.path_for(key).exists() else key
+
+    key = missing(variant, resolved)
+    if key is None:
+        return {}
+    if variant == DENSE:
+        return {key: config.epochs}
+    plan = {key: int(resolved.get("fine_tune_epochs", 0))}
+    dense_key = missing(DENSE, effective_params(resolve_variant(DENSE), config))
+    if dense_key is not None:
+        plan[dense_key] = config.epochs
+    return plan
 
 
 def _meta_problem(meta: Mapping[str, Any]) -> str | None:

@@ -20,6 +20,8 @@ from harness.errors import EnergyHarnessError
 from harness.spec.train_config import TrainConfig
 from harness.workloads.steps import make_optimizer
 
+EpochDone = Callable[[int, float], None]  # (epoch, 1-based; its mean loss)
+
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -69,7 +71,7 @@ def train(
     *,
     seed: int = 0,
     device: str | torch.device = "cpu",
-    on_epoch: Callable[[int, float], None] | None = None,
+    on_epoch: EpochDone | None = None,
 ) -> TrainResult:
     """Train `model` in place with cross-entropy and SGD; returns losses and sample count.
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,20 +27,35 @@ from harness.rows.cases import CaseFigures, case_figures, measured_case_row
 from harness.rows.csvfile import CsvAppender
 from harness.rows.measurements import measurement_rows, repetition_total, window_record
 from harness.rows.stability import StabilityLimits
+from harness.rows.vs_dense import dense_in_run, group_key
 from harness.run.peer import CodecarbonPeer
 from harness.spec.case import Case
 from harness.spec.catalog import DatasetSplits, load_dataset
 from harness.spec.suite import Suite
 from harness.spec.train_config import TrainConfig
-from harness.spec.variants import VARIANTS, check_trainable
+from harness.spec.variants import DENSE, VARIANTS, check_trainable
 from harness.workloads.batches import make_batch
 from harness.workloads.steps import inference_step, training_step
 from harness.workloads.windows import calibrate_iterations, measure_workload
 
 
+class CaseProgress:
+    """What a case tells the run's progress display (by default, nothing)."""
+
+    def phase(self, text: str) -> None:
+        """What the case is doing now (training, compressing, ...)."""
+
+    def epoch_done(self, epoch: int, mean_loss: float) -> None:
+        """An epoch of training or fine-tuning has ended."""
+
+    def measuring(self) -> None:
+        """The case's model is ready: its windows begin."""
+
+
 @dataclass
 class CaseContext:
-    """What every case of a run shares."""
+    """What every case of a run shares. `log` prints a line that stays; `progress` hears
+    what a case is doing; `prepared` holds the cache keys of the models said so far."""
 
     run_id: str
     suite: Suite
@@ -49,6 +65,8 @@ class CaseContext:
     cache: ModelCache | None
     peer: str | None = None
     log: Callable[[str], None] = lambda message: None
+    progress: CaseProgress = field(default_factory=CaseProgress)
+    prepared: set[str] = field(default_factory=set)
     datasets: dict[tuple[str, str], DatasetSplits] = field(default_factory=dict)
     auto_profiles: dict[str, AutoProfile] = field(default_factory=dict)
 
@@ -84,9 +102,11 @@ def variant_params(case: Case, suite: Suite) -> dict[str, Any]:
 def prepare_case(
     ctx: CaseContext, case: Case, data: DatasetSplits, cache: ModelCache | None = None
 ) -> PreparedModel:
-    """The case's model through the five-step pipeline (in `cache`, else the run's cache)."""
+    """The case's model through the five-step pipeline (in `cache`, else the run's cache);
+    one line for each model the first time a case of the run uses it."""
     s = ctx.suite.settings
-    return prepare_model(
+    started = time.monotonic()
+    prepared = prepare_model(
         case.model,
         data,
         case.variant,
@@ -95,7 +115,22 @@ def prepare_case(
         train_config=TrainConfig(epochs=s.train_epochs),
         device=case.device,
         cache=cache or ctx.cache,
-        log=ctx.log,
+        log=ctx.progress.phase,
+        on_epoch=ctx.progress.epoch_done,
+    )
+    if prepared.cache_key not in ctx.prepared:
+        ctx.prepared.add(prepared.cache_key)
+        how = "from cache" if prepared.from_cache else f"in {time.monotonic() - started:.1f} s"
+        ctx.log(f"model {case.model} {case.variant_label} ready ({how}): {model_facts(prepared)}")
+    return prepared
+
+
+def model_facts(prepared: PreparedModel) -> str:
+    """`test accuracy 97.50 %, 6,180 of 61,706 parameters nonzero (90.0 % removed)`."""
+    report = prepared.report
+    return (
+        f"test accuracy {prepared.accuracy * 100:.2f} %, {report.nonzero_params:,} of "
+        f"{report.reference_params:,} parameters nonzero ({report.params_removed:.1%} removed)"
     )
 
 
@@ -156,8 +191,13 @@ def case_row(
     started: str,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The cases.csv row of a measured case (single-process or distributed)."""
+    """The cases.csv row of a measured case (single-process or distributed), with the
+    dense case of its group as measured in this run directory (if it is there yet)."""
     est, note = estimate_case(ctx, case, prepared, inputs, fig)
+    dense = None
+    if case.variant != DENSE:
+        group = group_key({**case.columns(ctx.run_id), "dataset": case.dataset})
+        dense = dense_in_run(ctx.measurements.path.parent, group)
     return measured_case_row(
         ctx.run_id,
         case,
@@ -167,6 +207,7 @@ def case_row(
         ctx.carbon,
         started=started,
         limits=StabilityLimits.of(ctx.suite.settings),
+        dense=dense,
         extra={"estimate_profile_note": note, **(extra or {})},
     )
 
@@ -193,6 +234,7 @@ def run_case(ctx: CaseContext, case: Case) -> dict[str, Any]:
         )
     else:
         step = inference_step(prepared.model, inputs, case.precision)
+    ctx.progress.measuring()
     iterations = calibrate_iterations(step, ctx.min_window_s, warmup_iterations=s.warmup_iterations)
     totals = []
     peer = CodecarbonPeer(ctx.carbon.country) if ctx.peer == "codecarbon" else None

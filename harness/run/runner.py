@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from harness.errors import EnergyHarnessError, OutputError, error_text, is_out_of_memory
 from harness.measure.clock import utc_now_iso
@@ -36,6 +35,7 @@ from harness.rows.rundir import create_run_dir, locked_run_dir
 from harness.run.case import CaseContext, run_case
 from harness.run.ddp.case import run_ddp_case
 from harness.run.options import RunOptions, shard_cases
+from harness.run.progress import Eta, RunProgress, planned_epochs
 from harness.run.resume import check_resumable, load_resume, pending_cases
 from harness.spec.case import Case
 from harness.spec.suite import Suite
@@ -343,23 +343,17 @@ def _run_cases(
     console: Console,
     on_case_done: CaseDone | None,
 ) -> None:
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("cases", total=len(todo))
-        ctx.log = lambda message: progress.console.print(f"  {message}", markup=False)
+    """Every case in turn under the progress bar; a case that did not finish says why."""
+    s = ctx.suite.settings
+    eta = Eta(planned_epochs(ctx, todo), len(todo), (s.repetitions + 2) * ctx.min_window_s)
+    with RunProgress(console, eta) as progress:
+        ctx.log, ctx.progress = progress.say, progress
         for case in todo:
-            progress.update(task, description=case.case_id)
+            progress.start_case(case)
             row = _case_row_or_failure(ctx, case)
             cases_csv.append(row)
             if row["status"] != "ok":
-                progress.console.print(
-                    f"{case.case_id}: {row['status']}: {row['error']}", markup=False
-                )
+                progress.say(f"{case.case_id}: {row['status']}: {row['error']}")
             if on_case_done is not None:
                 on_case_done(case, row)
-            progress.advance(task)
+            progress.case_done()

@@ -154,6 +154,7 @@ def run_ddp_case(ctx: CaseContext, case: Case) -> dict[str, Any]:
             ctx.log(f"{case.case_id}: the {ctx.peer} peer is not run for ddp-training cases")
         spec = _case_file(ctx, case, variant_params(case, ctx.suite), cache, work)
         ship_batches(data, Path(spec["batches_path"]), s.nproc_per_node * case.batch_size)
+        ctx.progress.measuring()
         totals = _launch(ctx, case, spec, work, master)
         inputs, _ = make_batch(
             case.batch_size,

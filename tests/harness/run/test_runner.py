@@ -346,8 +346,8 @@ def test_the_static_term_is_the_measured_idle_power(default_run):
 def test_one_error_definition_in_cases_csv_and_the_cli_summary(default_run):
     from rich.console import Console
 
-    from harness.commands.run import summary_table
     from harness.estimate.error import ESTIMATE_ERROR_DEFINITION
+    from harness.report.terminal import print_run_summary
 
     ok = [r for r in read_rows(default_run / "cases.csv") if r["status"] == "ok"]
     for case in ok:  # totals against totals, signed as (estimated - measured) / measured
@@ -359,11 +359,11 @@ def test_one_error_definition_in_cases_csv_and_the_cli_summary(default_run):
         dynamic = sum(float(case[f"est_dense_hw_{p}_j"]) for p in ("compute", "storage"))
         assert error == pytest.approx(100 * dynamic / measured, rel=0.05, abs=0.5)
     console = Console(record=True, width=400)
-    console.print(summary_table(default_run))
+    print_run_summary(default_run, console)
     text = console.export_text()
     assert " ".join(ESTIMATE_ERROR_DEFINITION.split()) in " ".join(text.split())
     for case in ok:
-        assert f"{float(case['estimate_error_pct']):.3g}" in text
+        assert f"{float(case['estimate_error_pct']):+.3g}" in text
 
 
 def test_precision_runs_bf16_on_a_cpu_and_skips_what_it_cannot_run(options, tmp_path):
@@ -465,3 +465,40 @@ def test_a_run_beside_cpu_hogs_marks_its_cases_unstable_and_says_why(powercap, o
     printed = " ".join(result.stdout.split())
     assert f"warning: {case['case_id']} is unstable: other processes used up to" in printed
     assert "more repetitions" in printed
+
+
+def test_cases_csv_holds_each_variant_against_dense(default_run):
+    from harness.rows.stats import ratio_ci95_log_delta
+    from harness.spec.train_config import TrainConfig
+
+    cases = {r["case_id"]: r for r in read_rows(default_run / "cases.csv")}
+    per_rep: dict[str, list[float]] = {}
+    for m in read_rows(default_run / "measurements.csv"):
+        if m["in_total"] == "true":
+            key = (m["case_id"], m["repetition"])
+            per_rep.setdefault(key, [0.0, float(m["samples"])])[0] += float(m["energy_j"])
+    values: dict[str, list[float]] = {}
+    for (case_id, _), (energy, samples) in sorted(per_rep.items()):
+        values.setdefault(case_id, []).append(energy / samples)
+    dense = cases["lenet5/dense/training/bs64/cpu"]
+    structured = cases["lenet5/structured[ratio=0.5]/training/bs64/cpu"]
+    mean = float(structured["energy_j_per_sample_mean"])
+    ratio = float(structured["energy_vs_dense_ratio"])
+    assert ratio == pytest.approx(mean / float(dense["energy_j_per_sample_mean"]))
+    low, high = ratio_ci95_log_delta(
+        values[dense["case_id"]], values[structured["case_id"]]
+    )  # the interval from the repetitions in measurements.csv
+    assert float(structured["energy_vs_dense_ratio_ci95_low"]) == pytest.approx(low)
+    assert float(structured["energy_vs_dense_ratio_ci95_high"]) == pytest.approx(high)
+    beyond = (high < 1 or low > 1) and structured["stable"] == dense["stable"] == "true"
+    assert structured["energy_vs_dense_beyond_noise"] == str(beyond).lower()
+    pp = (float(structured["accuracy"]) - float(dense["accuracy"])) * 100
+    assert float(structured["accuracy_vs_dense_pp"]) == pytest.approx(pp)
+    assert dense["energy_vs_dense_ratio"] == ""  # the reference itself
+    assert cases["lenet5/int8-dynamic/training/bs64/cpu"]["energy_vs_dense_ratio"] == ""
+    # channels are gone, not zeroed: sparsity 0 while most parameters are removed
+    assert float(structured["sparsity"]) == 0.0
+    removed = 1 - int(structured["nonzero_params"]) / int(dense["params"])
+    assert float(structured["params_removed"]) == pytest.approx(removed) and removed > 0.5
+    # fine-tuning at the training rate, written as the rate used
+    assert f"fine_tune_lr={TrainConfig().lr}" in structured["variant_params"]

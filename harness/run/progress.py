@@ -1,0 +1,163 @@
+"""What a run shows while it works: one bar over the cases, the exact case and what it is
+doing, and an ETA that counts preparation (training, fine-tuning) as well as measuring.
+
+The ETA is remaining epochs x seconds per epoch + remaining cases x seconds of measuring
+per case. Epochs to run come from the model cache (`training_plan`: what is not cached
+yet); seconds per epoch and per case are learned as the run goes (a prior from the
+suite's windows until the first case is measured). Until the first epoch of a run that
+must train has ended, the ETA is unknown and says so.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn
+from rich.text import Text
+
+from harness.errors import EnergyHarnessError
+from harness.prepare.hardware import check_device
+from harness.prepare.pipeline import training_plan
+from harness.run.case import CaseContext, CaseProgress, variant_params
+from harness.spec.case import Case
+from harness.spec.train_config import TrainConfig
+
+if TYPE_CHECKING:
+    from rich.progress import Task
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class Eta:
+    """Remaining seconds of a run: epochs of training left and cases left to measure.
+
+    `measure_prior_s`: seconds of measuring per case until one has been timed. Times are
+    given by the caller (`now`), so the model is exact to test.
+    """
+
+    epochs_left: int
+    cases_left: int
+    measure_prior_s: float
+    epoch_s: list[float] = field(default_factory=list)
+    measure_s: list[float] = field(default_factory=list)
+    measuring_since: float | None = None
+
+    def epoch_done(self, seconds: float) -> None:
+        self.epoch_s.append(seconds)
+        self.epochs_left = max(0, self.epochs_left - 1)
+
+    def case_done(self, now: float) -> None:
+        if self.measuring_since is not None:
+            self.measure_s.append(now - self.measuring_since)
+        self.measuring_since = None
+        self.cases_left = max(0, self.cases_left - 1)
+
+    def remaining_s(self, now: float) -> float | None:
+        """Seconds left, or None while an epoch is to run and none has been timed."""
+        if self.epochs_left and not self.epoch_s:
+            return None
+        per_epoch = sum(self.epoch_s) / len(self.epoch_s) if self.epoch_s else 0.0
+        per_case = sum(self.measure_s) / len(self.measure_s) if self.measure_s else None
+        per_case = self.measure_prior_s if per_case is None else per_case
+        spent = now - self.measuring_since if self.measuring_since is not None else 0.0
+        return self.epochs_left * per_epoch + max(0.0, self.cases_left * per_case - spent)
+
+
+def eta_text(seconds: float | None) -> str:
+    """`ETA 1:05`, `ETA 1:02:05`, or `ETA after the first epoch` while unknown."""
+    if seconds is None:
+        return "ETA after the first epoch"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"ETA {hours}:{minutes:02d}:{secs:02d}" if hours else f"ETA {minutes}:{secs:02d}"
+
+
+class _EtaColumn(ProgressColumn):
+    def __init__(self, eta: Eta, clock: Clock) -> None:
+        super().__init__()
+        self.eta, self.clock = eta, clock
+
+    def render(self, task: Task) -> Text:
+        return Text(eta_text(self.eta.remaining_s(self.clock())), style="progress.remaining")
+
+
+def planned_epochs(ctx: CaseContext, todo: list[Case]) -> int:
+    """Epochs of training and fine-tuning the cases still need (each model once when the
+    run has a cache). A case whose plan cannot be made counts none: it says why itself."""
+    s = ctx.suite.settings
+    plans: list[dict[str, int]] = []
+    for case in todo:
+        try:
+            check_device(case.device)
+            plans.append(
+                training_plan(
+                    case.model,
+                    ctx.dataset(case),
+                    case.variant,
+                    variant_params(case, ctx.suite),
+                    seed=s.seed,
+                    train_config=TrainConfig(epochs=s.train_epochs),
+                    cache=ctx.cache,
+                )
+            )
+        except (EnergyHarnessError, OSError, ValueError):
+            continue
+    if ctx.cache is None:  # nothing is kept: every case prepares its models again
+        return sum(sum(plan.values()) for plan in plans)
+    return sum({k: v for plan in plans for k, v in plan.items()}.values())
+
+
+class RunProgress(CaseProgress):
+    """The bar (transient), the case and its phase, lines that stay, and the ETA."""
+
+    def __init__(self, console: Console, eta: Eta, clock: Clock = time.monotonic) -> None:
+        self.eta, self.clock = eta, clock
+        self.progress = Progress(
+            TextColumn("{task.description}", markup=False),  # names hold [brackets]
+            BarColumn(bar_width=20),
+            MofNCompleteColumn(),
+            _EtaColumn(eta, clock),
+            console=console,
+            transient=True,
+        )
+        self.task = self.progress.add_task("", total=eta.cases_left)
+        self.case_label = ""
+        self.last_mark = clock()
+
+    def __enter__(self) -> RunProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+    def say(self, message: str) -> None:
+        """A line that stays above the bar, as it is (no markup)."""
+        self.progress.console.print(f"  {message}", markup=False, highlight=False)
+
+    def phase(self, text: str) -> None:
+        """What the current case is doing, in the bar."""
+        self.progress.update(self.task, description=f"{self.case_label}: {text}")
+
+    def start_case(self, case: Case) -> None:
+        self.case_label = case.case_id
+        self.last_mark = self.clock()
+        self.phase("preparing")
+
+    def epoch_done(self, epoch: int, mean_loss: float) -> None:
+        now = self.clock()
+        self.eta.epoch_done(now - self.last_mark)
+        self.last_mark = now
+
+    def measuring(self) -> None:
+        self.eta.measuring_since = self.clock()
+        self.phase("measuring")
+
+    def case_done(self) -> None:
+        self.eta.case_done(self.clock())
+        self.progress.advance(self.task)
