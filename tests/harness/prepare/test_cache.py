@@ -181,3 +181,35 @@ def test_a_cache_file_that_does_not_match_its_key_is_a_miss(
     with pytest.warns(UserWarning, match=problem):
         again = prepare_model("mlp", small_digits, train_config=QUICK, cache=cache)
     assert not again.from_cache and again.accuracy == first.accuracy
+
+
+def test_the_training_plan_counts_the_epochs_the_cache_does_not_hold(small_digits, tmp_path):
+    from harness.prepare.pipeline import training_plan
+
+    cache = ModelCache(tmp_path)
+    config = TrainConfig(epochs=2)
+    params = {"sparsity": 0.5, "fine_tune_epochs": 1}
+    plan = training_plan(
+        "lenet5", small_digits, "magnitude", params, train_config=config, cache=cache
+    )
+    assert sorted(plan.values()) == [1, 2]  # fine-tuning, then the dense model's training
+    epochs: list[int] = []
+    prepared = prepare_model(
+        "lenet5",
+        small_digits,
+        "magnitude",
+        params,
+        train_config=config,
+        cache=cache,
+        on_epoch=lambda epoch, loss: epochs.append(epoch),
+    )
+    assert epochs == [1, 2, 1]  # what the plan counted, epoch by epoch
+    assert prepared.cache_key in plan
+    assert (
+        training_plan("lenet5", small_digits, "magnitude", params, train_config=config, cache=cache)
+        == {}
+    )
+    assert list(
+        training_plan("lenet5", small_digits, train_config=config, cache=None).values()
+    ) == [2]
+    assert prepared.params["fine_tune_lr"] == config.lr  # 0 means the training rate: said so

@@ -203,6 +203,10 @@ def test_run_command_prints_the_run_dir_last(powercap, options, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == str(out)
+    # one line per prepared model, its name whole (brackets are not markup)
+    ready = [line for line in result.stdout.splitlines() if " ready (" in line]
+    assert len(ready) == 2 and "model lenet5 magnitude[sparsity=0.9] ready" in ready[1]
+    assert "headline (vs dense" in result.stdout and "Warning" not in result.stderr
     case = read_rows(out / "cases.csv")[0]
     assert float(case["carbon_intensity_g_per_kwh"]) == pytest.approx(56.039, rel=0.01)
 
