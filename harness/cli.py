@@ -33,5 +33,9 @@ _register_all()
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: our own warnings as one line each, the libraries'
+    deprecation notes left out (`harness.commands.common.cli_warnings`)."""
+    from harness.commands.common import cli_warnings, err_console
+
+    with cli_warnings(lambda line: err_console.print(line, markup=False, highlight=False)):
+        app()

@@ -9,7 +9,14 @@ from pathlib import Path
 
 from probes.errors import EnergyHarnessError
 
-__all__ = ["EnergyHarnessError", "OutputError", "error_text", "is_out_of_memory", "output_error"]
+__all__ = [
+    "EnergyHarnessError",
+    "HarnessWarning",
+    "OutputError",
+    "error_text",
+    "is_out_of_memory",
+    "output_error",
+]
 
 _FIXES = {
     errno.ENOSPC: "free some space",
@@ -19,6 +26,10 @@ _FIXES = {
     errno.EPERM: "make it writable or choose another folder",
     errno.EROFS: "make it writable or choose another folder",
 }
+
+
+class HarnessWarning(UserWarning):
+    """The category of energy-harness's own warnings (the CLI prints each as one line)."""
 
 
 class OutputError(EnergyHarnessError):

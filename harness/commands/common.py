@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
-from collections.abc import Callable
+import sys
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from harness.errors import EnergyHarnessError
+from harness.errors import EnergyHarnessError, HarnessWarning
 from harness.measure.meter import DomainEnergy, Measurement
 from harness.measure.sources import source_label
 from probes.base import ProbeOptions
@@ -52,6 +55,28 @@ def user_errors(func: Callable) -> Callable:
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+# libraries whose warnings speak to their own developers (deprecations, internal notes),
+# not to someone measuring a model; Python's -W and PYTHONWARNINGS still show them
+LIBRARY_WARNINGS = r"(torch|torchvision|torch_pruning|torchao|codecarbon|pynvml)(\.|$)"
+
+
+@contextlib.contextmanager
+def cli_warnings(say: Callable[[str], None]) -> Iterator[None]:
+    """Warnings as one `warning: ...` line each, through `say`; the libraries' own
+    (LIBRARY_WARNINGS) are filtered unless the user asked for them with -W."""
+    with warnings.catch_warnings():
+        if not sys.warnoptions:
+            for category in (UserWarning, DeprecationWarning, FutureWarning):
+                warnings.filterwarnings("ignore", category=category, module=LIBRARY_WARNINGS)
+
+        def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+            where = "" if issubclass(category, HarnessWarning) else f" ({filename}:{lineno})"
+            say(f"warning: {message}{where}")
+
+        warnings.showwarning = show
+        yield
 
 
 def finite_or_none(value: float | None) -> float | None:

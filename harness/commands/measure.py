@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from typing import Annotated, Any
 
 import typer
@@ -28,7 +29,7 @@ from harness.commands.common import (
     user_errors,
 )
 from harness.errors import EnergyHarnessError
-from harness.measure.meter import EnergyMeter, Measurement
+from harness.measure.meter import EnergyMeter, Measurement, ShortWindowWarning
 from harness.measure.probes import load_probes, probe_statuses, select_probes
 
 console = Console(emoji=False)
@@ -44,15 +45,19 @@ def probes_command(
     if as_json:
         print(json.dumps([r.__dict__ for r in rows]))
         return
-    table = Table(title="probes")
-    for column in ("probe", "available", "source", "domains", "why not / note"):
-        table.add_column(column)
+    table = Table(title="probes", title_justify="left")
+    for column in ("probe", "available", "source", "domains"):
+        table.add_column(column, overflow="fold")
     for r in rows:
-        note = r.reason if not r.available else ("" if r.default else "opt-in: --probe " + r.name)
-        cells = (r.name, "yes" if r.available else "no", r.source, ", ".join(r.domains), note)
+        available = "yes" if r.available else "no (why below)"
+        if r.available and not r.default:
+            available = f"yes, opt-in: --probe {r.name}"
+        cells = (r.name, available, r.source, ", ".join(r.domains))
         table.add_row(*(Text(c) for c in cells))
     console.print(table)
-    for r in rows:
+    for r in rows:  # whole lines: a fix (a command, a path) is never cut
+        if not r.available:
+            console.print(f"{r.name}: {r.reason}", markup=False, highlight=False)
         for warning in r.warnings if r.available else ():
             console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
 
@@ -113,20 +118,21 @@ def measure_command(
         raise typer.BadParameter("give the command after `--`, e.g. `measure -- python t.py`")
     selected = select_probes(probe, probe_options(powercap_root))
     meter = EnergyMeter(selected.probes)
-    with meter:
+    with meter, warnings.catch_warnings():
+        warnings.simplefilter("ignore", ShortWindowWarning)  # printed below, with the rest
         meter.begin_window("command")
         exit_code, terminated = _run_child(cmd, quiet_stdout=as_json)
         m = meter.end_window("command")
     if exit_code == 127 and not as_json:
         raise typer.Exit(127)
-    warnings = [*selected.warnings, *m.warnings]
+    notes = [*selected.warnings, *m.warnings]
     if terminated:
-        warnings.append(
+        notes.append(
             "stopped by SIGTERM, forwarded to the command: the figures cover the command "
             "until it exited"
         )
     if as_json:
-        print(json.dumps(measurement_json(m, exit_code, warnings)))
+        print(json.dumps(measurement_json(m, exit_code, notes)))
     else:
         err_console.print(measurement_table(m))
         for line in domain_notes(m):
@@ -135,8 +141,8 @@ def measure_command(
         if m.other_cpu_pct is not None:
             line = f"other processes used {m.other_cpu_pct:.0f} % of the CPUs meanwhile"
             err_console.print(line, markup=False, highlight=False)
-        for warning in warnings:
-            err_console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+        for note in notes:
+            err_console.print(f"warning: {note}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(exit_code)
 
 

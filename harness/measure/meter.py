@@ -15,17 +15,25 @@ import contextlib
 import functools
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from harness.errors import EnergyHarnessError
+from harness.errors import EnergyHarnessError, HarnessWarning
 from harness.measure.clock import sync_cuda, utc_iso
 from harness.measure.load import LoadSample, MachineLoad
 from harness.measure.sources import SOURCE_RANK, combine_sources
 from probes.base import SOURCE_COUNTER, SOURCE_MODEL, Domain, Probe, Reading
 
 _PLATFORM_COVERS = ("cpu", "dram")
+
+
+class ShortWindowWarning(HarnessWarning):
+    """A window shorter than the counters' update period: its energy is mostly noise.
+
+    Emitted through `warnings` (filter it like any warning) and kept in
+    `Measurement.warnings`."""
 
 
 def select_total_domains(domains: list[tuple[str, Domain]]) -> set[tuple[str, str]]:
@@ -291,20 +299,21 @@ class EnergyMeter:
             raise EnergyHarnessError(f"window {name!r} was never begun (or already ended)")
         duration_s = t1 - begin.t0
         domains = self._domain_energies(begin.readings, end, duration_s)
-        warnings: tuple[str, ...] = ()
+        notes: tuple[str, ...] = ()
         if duration_s < self._min_window_s:
-            warnings = (
+            notes = (
                 f"window {name!r} lasted {duration_s * 1e3:.1f} ms, shorter than the counters' "
                 f"update period ({self._min_window_s * 1e3:.0f} ms): its energy is mostly "
                 "quantisation noise; measure more iterations per window",
             )
+            warnings.warn(ShortWindowWarning(notes[0]), stacklevel=2)
         measurement = Measurement(
             name,
             begin.start_time_s,
             time.time(),
             duration_s,
             domains,
-            warnings,
+            notes,
             self.load.other_cpu_pct(begin.load, load),
         )
         self.measurements.append(measurement)

@@ -153,6 +153,7 @@ def test_bad_variant_parameters_are_user_errors():
     assert result.exit_code == 2 and "known variants" in result.stderr
 
 
+@pytest.mark.filterwarnings("ignore::harness.measure.meter.ShortWindowWarning")  # on purpose
 def test_a_profile_fitted_to_modelled_energy_says_so(tmp_path):
     out = tmp_path / "modelled.toml"
     args = ["calibrate", "--probe", "model", "--device", "cpu", "--small", "--seconds", "0.03"]

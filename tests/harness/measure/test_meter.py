@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 import types
+import warnings
 
 import pytest
 from conftest import FakeZone
@@ -69,6 +70,7 @@ def test_window_misuse_is_a_clear_error(fake_powercap):
     meter.close()
 
 
+@pytest.mark.filterwarnings("ignore::harness.measure.meter.ShortWindowWarning")  # on purpose
 def test_window_ends_when_the_block_raises_and_decorator_records(fake_powercap):
     tree = fake_powercap([FakeZone("intel-rapl:0", "package-0", 10.0)])
     meter = EnergyMeter([rapl(tree)])
@@ -136,6 +138,7 @@ def test_pyrapl_peer_is_reported_but_never_totalled(fake_powercap, monkeypatch):
     assert m.total_energy_j == pytest.approx(m.energy_of("cpu:package-0"))
 
 
+@pytest.mark.filterwarnings("ignore::harness.measure.meter.ShortWindowWarning")  # on purpose
 def test_pyrapl_wrap_makes_the_window_invalid_not_negative(monkeypatch):
     values = iter([5_000_000, 5_000_000, 1_000_000])  # probe check, begin, end
 
@@ -148,3 +151,44 @@ def test_pyrapl_wrap_makes_the_window_invalid_not_negative(monkeypatch):
     meter.begin_window("w")
     d = meter.end_window("w").domains[0]
     assert d.energy_j is None and "decreased" in d.invalid_reason
+
+
+def test_a_short_window_warns_through_warnings_and_keeps_the_note(fake_powercap):
+    from harness.measure.meter import ShortWindowWarning
+
+    tree = fake_powercap([FakeZone("intel-rapl:0", "package-0", 10.0)])
+    with EnergyMeter([rapl(tree)]) as meter:
+        period_s = meter.min_window_s
+        with pytest.warns(ShortWindowWarning, match="shorter than the counters' update period"):
+            meter.begin_window("blink")
+            m = meter.end_window("blink")  # no sleep: far below the period
+        assert m.duration_s < period_s and m.warnings and "blink" in m.warnings[0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ShortWindowWarning)  # a user's filter applies
+            meter.begin_window("long")
+            time.sleep(period_s * 1.5)
+            assert not meter.end_window("long").warnings
+            meter.begin_window("blink again")
+            with pytest.raises(ShortWindowWarning):
+                meter.end_window("blink again")
+
+
+def test_the_cli_says_our_warnings_in_one_line_and_leaves_library_notes_out(monkeypatch):
+    from harness.commands.common import cli_warnings
+    from harness.errors import HarnessWarning
+
+    monkeypatch.setattr(sys, "warnoptions", [])
+    said: list[str] = []
+    with cli_warnings(said.append):
+        warnings.warn(HarnessWarning("window 'x' lasted 1.0 ms"), stacklevel=1)
+        warnings.warn_explicit(
+            "TypedStorage is deprecated", UserWarning, "torch/storage.py", 1, module="torch.storage"
+        )
+        warnings.warn_explicit(
+            "pruning API changes", FutureWarning, "tp/x.py", 1, module="torch_pruning.pruner"
+        )
+        warnings.warn_explicit("a user's own warning", UserWarning, "train.py", 7, module="train")
+    assert said == [
+        "warning: window 'x' lasted 1.0 ms",
+        "warning: a user's own warning (train.py:7)",
+    ]
