@@ -17,7 +17,8 @@ from rich.text import Text
 
 from harness.commands.common import user_errors
 from harness.measure.sources import source_label
-from harness.report.format import fmt_si
+from harness.report.format import fmt_si, short_case_labels
+from harness.report.terminal import compact_table
 
 if TYPE_CHECKING:
     from harness.report.compare import CaseComparison
@@ -55,56 +56,70 @@ def compare_command(
     cases compared, in a case neither run marks unstable. The CI is the delta method on
     log(B/A). Each side's source (measured or MODELLED) is shown beside the ratio.
     """
-    from harness.report.compare import ALPHA, CI_METHOD, compare_runs
+    from harness.report.compare import compare_runs
 
     rows = compare_runs(run_a, run_b)
     if as_json:
         print(json.dumps([r.to_dict() for r in rows]))
         return
-    tested = sum(r.p_value is not None for r in rows)
-    table = Table(
-        title=f"energy per sample, B / A (A = {run_a}, B = {run_b})",
-        title_justify="left",
-        caption=(
-            f"* = p < {ALPHA} (Welch's t-test, Holm-adjusted for {tested} cases) in a case "
-            f"stable in both runs; 95% CI: {CI_METHOD}"
-        ),
-        caption_justify="left",
-    )
-    head = ("case", "A mean (J/sample)", "B mean (J/sample)", "B/A", "source A / B", "95% CI")
-    for column in (*head, "p (Holm)", ""):
-        table.add_column(column, justify="left" if column in ("case", "source A / B") else "right")
-    table.add_column("note")
+    console.print(compare_table(rows, run_a, run_b))
+    labels = short_case_labels(r.case_id for r in rows)
     for r in rows:
-        table.add_row(*(Text(c) for c in _comparison_cells(r)))
-    console.print(table)
+        if r.note:
+            _line(f"note: {labels[r.case_id]}: {r.note}")
     for r in rows:
         for run, why in (("A", r.unstable_a), ("B", r.unstable_b)):
             if why:
-                line = f"warning: {r.case_id} is unstable in run {run}: {why}"
-                console.print(line, markup=False, highlight=False, soft_wrap=True)
+                _line(f"warning: {r.case_id} is unstable in run {run}: {why}")
+
+
+def _line(text: str) -> None:
+    console.print(text, markup=False, highlight=False)
+
+
+def compare_table(rows: list[CaseComparison], run_a: Path, run_b: Path) -> Table:
+    """The compare table, readable at 80 columns: short case labels, the ratio with its
+    interval in one cell, each side's source in the heading when all cases share it (else
+    beside the ratio); notes are printed below it."""
+    from harness.report.compare import ALPHA, CI_METHOD
+
+    tested = sum(r.p_value is not None for r in rows)
+    pairs = {(r.source_a, r.source_b) for r in rows if r.source_a and r.source_b}
+    shared = pairs.pop() if len(pairs) == 1 else None
+    sides = f"A {source_label(shared[0])}, B {source_label(shared[1])}; " if shared else ""
+    table = compact_table(
+        f"energy per sample, B / A\nA = {run_a}\nB = {run_b}",
+        f"{sides}* = p < {ALPHA} (Welch's t-test, Holm-adjusted for {tested} cases) in a "
+        f"case stable in both runs; 95% CI: {CI_METHOD}",
+    )
+    table.add_column("case", overflow="fold")
+    for column in ("A (n)", "B (n)", "B/A [95% CI]", "p Holm", ""):
+        table.add_column(column, justify="right", no_wrap=True)
+    if shared is None:
+        table.add_column("source A / B")
+    labels = short_case_labels(r.case_id for r in rows)
+    for r in rows:
+        cells = _comparison_cells(r)
+        table.add_row(
+            Text(labels[r.case_id]), *(Text(c) for c in cells[:5]), *cells[5 : 5 + (not shared)]
+        )
+    return table
 
 
 def _comparison_cells(r: CaseComparison) -> tuple[str, ...]:
-    """One row of the compare table, each side's source beside the ratio."""
+    """A, B, ratio [CI], p, mark, and each side's source."""
     ratio = f"{r.ratio_b_over_a:.3f}" if r.ratio_b_over_a is not None else "–"
-    ci = (
-        f"{r.ratio_ci95_low:.3f}–{r.ratio_ci95_high:.3f}"
-        if r.ratio_ci95_low is not None and r.ratio_ci95_high is not None
-        else "–"
-    )
-    p = f"{r.p_value_holm:.3g}" if r.p_value_holm is not None else "–"
+    if r.ratio_ci95_low is not None and r.ratio_ci95_high is not None:
+        ratio += f" [{r.ratio_ci95_low:.3f}, {r.ratio_ci95_high:.3f}]"
+    p = f"{r.p_value_holm:.2g}" if r.p_value_holm is not None else "–"
     sources = " / ".join(source_label(s) if s else "–" for s in (r.source_a, r.source_b))
     return (
-        r.case_id,
-        f"{fmt_si(r.mean_a_j_per_sample, 'J')} (n={r.n_a})",
-        f"{fmt_si(r.mean_b_j_per_sample, 'J')} (n={r.n_b})",
+        f"{fmt_si(r.mean_a_j_per_sample, 'J')} ({r.n_a})",
+        f"{fmt_si(r.mean_b_j_per_sample, 'J')} ({r.n_b})",
         ratio,
-        sources if r.presence == "both" else "",
-        ci,
         p,
         "*" if r.significant else "",
-        r.note,
+        sources if r.presence == "both" else "",
     )
 
 

@@ -8,68 +8,17 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from harness.commands.common import PowercapRoot, ProbeNames, err_console, user_errors
 from harness.errors import EnergyHarnessError
-from harness.estimate.error import ESTIMATE_ERROR_DEFINITION
-from harness.measure.sources import source_label
-from harness.rows.csvfile import read_rows
-from harness.rows.stability import stability_warning
+from harness.report.terminal import print_run_summary
 
 console = Console(emoji=False)
 
 
-def _fmt(value: str, scale: float = 1.0, digits: int = 3) -> str:
-    try:
-        return f"{float(value) * scale:.{digits}g}"
-    except ValueError:
-        return ""
-
-
-def summary_table(run_dir: Path) -> Table:
-    """One row per case: accuracy, energy per sample with its CI and source, the estimate
-    and its error (cases.csv's, defined once in ESTIMATE_ERROR_DEFINITION)."""
-    table = Table(
-        title=f"summary of {run_dir}",
-        title_justify="left",
-        caption="est mJ: ESTIMATED (analytic, dense-hw). err %: " + ESTIMATE_ERROR_DEFINITION,
-        caption_justify="left",
-    )
-    for column in ("case", "acc %", "mJ/sample (95% CI)", "source", "est mJ", "err %"):
-        table.add_column(column, overflow="fold")
-    for row in read_rows(run_dir / "cases.csv"):
-        case = Text(f"{row['model']} {row['variant']} {row['mode']} bs{row['batch_size']}")
-        if row["status"] != "ok":
-            table.add_row(case, Text(row["status"]), Text(row["error"][:70]), "", "", "")
-            continue
-        mean = _fmt(row["energy_j_per_sample_mean"], 1e3)
-        low = _fmt(row["energy_j_per_sample_ci95_low"], 1e3)
-        high = _fmt(row["energy_j_per_sample_ci95_high"], 1e3)
-        source = source_label(row["measured_source"])
-        table.add_row(
-            case,
-            _fmt(row["accuracy"], 100, 4),
-            f"{mean} ({low}-{high})" if low else mean,
-            source,
-            _fmt(row["est_dense_hw_energy_j_per_sample"], 1e3),
-            _fmt(row["estimate_error_pct"], 1, 3),
-        )
-    return table
-
-
-def stability_warnings(run_dir: Path) -> list[str]:
-    """One line per unstable case of the run: what was wrong and what to do."""
-    warnings = (stability_warning(row) for row in read_rows(run_dir / "cases.csv"))
-    return [f"warning: {w}" for w in warnings if w]
-
-
 def print_summary(run_dir: Path) -> None:
-    """The summary table, then a warning for each case whose figure is not stable."""
-    console.print(summary_table(run_dir))
-    for line in stability_warnings(run_dir):
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    """The run's summary: a table per group of cases, the reasons, warnings, headline."""
+    print_run_summary(run_dir, console)
 
 
 def _interrupt(signum: int, frame: object) -> None:

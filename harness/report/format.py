@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Iterable
 from typing import Any
+
+from harness.spec.case import CASE_ID_PARTS, split_case_id
 
 _PREFIXES = (
     (1e12, "T"),
@@ -20,6 +23,20 @@ _PREFIXES = (
 MISSING = "–"
 
 
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def si_prefix(scale: float) -> tuple[float, str]:
+    """The SI factor and prefix for a magnitude: 6.3e-05 -> (1e-06, 'µ'); 0 -> (1, '')."""
+    if scale == 0 or not math.isfinite(scale):
+        return 1.0, ""
+    for factor, prefix in _PREFIXES:
+        if abs(scale) >= factor:
+            return factor, prefix
+    return _PREFIXES[-1]
+
+
 def fmt_si(value: float | None, unit: str, like: float | None = None) -> str:
     """A number with an SI prefix and its unit: 6.3e-05 J -> '63 µJ'; None or NaN -> '–'.
 
@@ -27,13 +44,70 @@ def fmt_si(value: float | None, unit: str, like: float | None = None) -> str:
     """
     if value is None or not math.isfinite(value):
         return MISSING
-    scale = like if like is not None and math.isfinite(like) and like != 0 else value
+    scale = like if _finite(like) and like != 0 else value
     if scale == 0:
         return f"0 {unit}"
-    for factor, prefix in _PREFIXES:
-        if abs(scale) >= factor:
-            return f"{value / factor:.3g} {prefix}{unit}"
-    return f"{value:.3g} {unit}"
+    factor, prefix = si_prefix(scale)
+    return f"{value / factor:.3g} {prefix}{unit}"
+
+
+def _decimals(value: float, digits: int = 3) -> int:
+    """Decimals that show `value` with `digits` significant digits (at least 0)."""
+    if value == 0:
+        return 0
+    return max(0, digits - 1 - math.floor(math.log10(abs(value))))
+
+
+def fmt_interval(
+    mean: float | None,
+    low: float | None,
+    high: float | None,
+    unit: str,
+    like: float | None = None,
+) -> str:
+    """`0.228 mJ [0.222, 0.234]`: a mean with 3 significant digits and its 95 % interval
+    in the same prefix and decimals; the mean alone without an interval; '–' without one.
+
+    `like`: the magnitude whose prefix to use (one prefix for a whole table column).
+    """
+    if not _finite(mean):
+        return MISSING
+    assert mean is not None
+    factor, prefix = si_prefix(like if _finite(like) and like != 0 else mean)
+    decimals = _decimals(mean / factor)
+    text = f"{mean / factor:.{decimals}f} {prefix}{unit}"
+    if _finite(low) and _finite(high):
+        assert low is not None and high is not None
+        text += f" [{low / factor:.{decimals}f}, {high / factor:.{decimals}f}]"
+    return text
+
+
+def fmt_change(ratio: float | None, low: float | None = None, high: float | None = None) -> str:
+    """A ratio as a signed change with its interval: 0.58 [0.55, 0.61] -> `-42 % [-45, -39]`
+    (one decimal below 10 %); '–' without a ratio."""
+    if not _finite(ratio):
+        return MISSING
+    assert ratio is not None
+    values = [(v - 1) * 100 for v in (ratio, low, high) if _finite(v)]
+    decimals = 0 if max(abs(v) for v in values) >= 10 else 1
+    text = f"{(ratio - 1) * 100:+.{decimals}f} %"
+    if _finite(low) and _finite(high):
+        assert low is not None and high is not None
+        text += f" [{(low - 1) * 100:+.{decimals}f}, {(high - 1) * 100:+.{decimals}f}]"
+    return text
+
+
+def fmt_pp(points: float | None) -> str:
+    """Percentage points with a sign: `+0.83 pp`; '–' when unknown."""
+    return f"{points:+.2f} pp" if _finite(points) else MISSING
+
+
+def short_variant(label: str) -> str:
+    """`magnitude[sparsity=0.9]` -> `magnitude sparsity=0.9`: a variant label that wraps at
+    spaces, never inside a name."""
+    name, _, params = label.partition("[")
+    params = params.removesuffix("]")
+    return f"{name} {params.replace(',', ' ')}" if params else name
 
 
 def fmt_number(value: float, digits: str = ".3g", suffix: str = "") -> str:
@@ -49,3 +123,25 @@ def esc(value: Any) -> str:
 def mpl_text(text: str) -> str:
     """Text for matplotlib: '$' would start mathtext (and could fail to parse)."""
     return text.replace("$", r"\$")
+
+
+def short_case_labels(case_ids: Iterable[str]) -> dict[str, str]:
+    """Each case id -> the parts of it that differ between the cases, variant shortened:
+    `lenet5/magnitude[sparsity=0.9]/inference/bs64/cpu` among other lenet5 bs64 cpu cases
+    -> `magnitude sparsity=0.9 inference`. Ids of another shape are kept whole."""
+    ids = list(dict.fromkeys(case_ids))
+    split = {c: split_case_id(c) for c in ids}
+    parsed = [p for p in split.values() if p]
+    varying = [
+        part
+        for part in CASE_ID_PARTS
+        if part in ("variant", "mode") or len({p[part] for p in parsed}) > 1
+    ]
+    labels = {}
+    for case_id, parts in split.items():
+        if not parts:
+            labels[case_id] = case_id
+            continue
+        shown = [short_variant(parts[p]) if p == "variant" else parts[p] for p in varying]
+        labels[case_id] = " ".join(shown)
+    return labels

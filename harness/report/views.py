@@ -7,18 +7,16 @@ cases.csv (an interrupted run) is shown too, with its figures from the repetitio
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from harness.estimate.error import estimate_error_pct
 from harness.measure.sources import combine_sources, is_modelled
+from harness.report.format import short_variant
 from harness.rows.csvfile import parse_bool, parse_float
 from harness.rows.repetitions import CaseRepetitions
 from harness.rows.stability import unstable_reason_of
 from harness.rows.stats import summarize
-
-K = TypeVar("K", bound=Hashable)
+from harness.rows.vs_dense import GroupKey, VsDense, case_energies, group_key, vs_dense_all
 
 DENSE_HW_COLUMN = "est_dense_hw_energy_j_per_sample"  # what the estimate error compares
 ESTIMATE_COLUMNS = {
@@ -39,11 +37,14 @@ class CaseView:
     mode: str = ""
     batch_size: str = ""
     device: str = ""
+    dataset: str = ""
+    precision: str = ""
     status: str = ""
     error: str = ""
     in_cases_csv: bool = True
     accuracy: float = math.nan
     sparsity: float = math.nan
+    params_removed: float = math.nan  # fraction of the dense model's parameters gone or zero
     measured_source: str = ""
     n: int = 0
     mean_j_per_sample: float = math.nan
@@ -56,6 +57,9 @@ class CaseView:
     co2_g_per_1000_samples: float = math.nan
     repetitions: CaseRepetitions | None = None
     unstable_reason: str = ""  # why cases.csv marks the figure unstable ("" when stable)
+    vs_dense: VsDense | None = None  # against the dense case of its group
+    started_utc: str = ""  # when the case began and ended (cases.csv), for the timeline
+    finished_utc: str = ""
 
     @property
     def ok(self) -> bool:
@@ -70,11 +74,24 @@ class CaseView:
         return is_modelled(self.measured_source)
 
     @property
+    def status_word(self) -> str:
+        return self.status.strip().lower() or "no status"
+
+    @property
+    def group(self) -> GroupKey:
+        """Model, dataset, mode, batch size, device and precision (`harness.rows.vs_dense`)."""
+        return group_key(self.__dict__)
+
+    @property
+    def variant_label(self) -> str:
+        """`magnitude sparsity=0.9`: the variant, wrapping at spaces."""
+        return short_variant(self.variant) or self.case_id
+
+    @property
     def label(self) -> str:
-        """A short label for plots: '#3 lenet5/magnitude-90 inference bs64'."""
-        name = "/".join(p for p in (self.model, self.variant) if p) or self.case_id
-        extra = " ".join(p for p in (self.mode, f"bs{self.batch_size}" if self.batch_size else ""))
-        return f"#{self.index} {name} {extra}".strip()
+        """A short label for plots: `magnitude sparsity=0.9, inference, bs64`."""
+        parts = (self.variant_label, self.mode, f"bs{self.batch_size}" if self.batch_size else "")
+        return ", ".join(p for p in parts if p)
 
 
 def _in_total_sources(rows: list[dict[str, str]]) -> dict[str, set[str]]:
@@ -90,7 +107,8 @@ def build_cases(
     measurement_rows: list[dict[str, str]],
     reps: dict[str, CaseRepetitions],
 ) -> list[CaseView]:
-    """Merge cases.csv rows with measurements: cases.csv first, then measured-only cases."""
+    """Merge cases.csv rows with measurements: cases.csv first, then measured-only cases;
+    each with its comparison with dense (`harness.rows.vs_dense`)."""
     sources = _in_total_sources(measurement_rows)
     first_row: dict[str, dict[str, str]] = {}
     for row in measurement_rows:
@@ -121,8 +139,10 @@ def build_cases(
             repetitions=rep,
         )
         views.append(view)
+    vs = vs_dense_all(case_energies(case_rows, reps))
     for view in views:
         _fill_measured(view, sources.get(view.case_id, set()))
+        view.vs_dense = vs.get(view.case_id)
     return views
 
 
@@ -135,10 +155,15 @@ def _view_from_case_row(index: int, row: dict[str, str], rep: CaseRepetitions | 
         mode=row.get("mode", ""),
         batch_size=row.get("batch_size", ""),
         device=row.get("device", ""),
+        dataset=row.get("dataset", ""),
+        precision=row.get("precision", ""),
         status=row.get("status", ""),
         error=row.get("error", ""),
         accuracy=parse_float(row.get("accuracy")),
         sparsity=parse_float(row.get("sparsity")),
+        params_removed=parse_float(row.get("params_removed")),
+        started_utc=row.get("started_utc", ""),
+        finished_utc=row.get("finished_utc", ""),
         measured_source=row.get("measured_source", ""),
         mean_j_per_sample=parse_float(row.get("energy_j_per_sample_mean")),
         ci95_low_j_per_sample=parse_float(row.get("energy_j_per_sample_ci95_low")),
@@ -175,19 +200,3 @@ def _fill_measured(view: CaseView, sources: set[str]) -> None:
         error = estimate_error_pct(dense, view.mean_j_per_sample)
         if error is not None:  # the one definition, as cases.csv would have it
             view.estimate_error_pct, view.estimate_error_computed = error, True
-
-
-def pareto_front(points: Sequence[tuple[K, float, float]]) -> list[K]:
-    """Keys of the points no other point dominates (lower energy and higher accuracy).
-
-    `points`: (key, energy_j_per_sample, accuracy). A point is dominated when another has
-    energy <= and accuracy >=, one of them strictly. Points with a non-finite value are
-    ignored. The front is returned in order of increasing energy.
-    """
-    finite = [p for p in points if math.isfinite(p[1]) and math.isfinite(p[2])]
-    front = [
-        p
-        for p in finite
-        if not any(q[1] <= p[1] and q[2] >= p[2] and (q[1] < p[1] or q[2] > p[2]) for q in finite)
-    ]
-    return [p[0] for p in sorted(front, key=lambda p: (p[1], -p[2]))]

@@ -44,3 +44,18 @@ class Case:
             "device": self.device,
             "precision": self.precision,
         }
+
+
+CASE_ID_PARTS = ("model", "variant", "mode", "batch", "device")
+
+
+def split_case_id(case_id: str) -> dict[str, str]:
+    """`model/variant/mode/bsN/device` as CASE_ID_PARTS -> text; {} for another shape.
+
+    The variant keeps any "/" its parameters hold (model, mode, batch and device have none).
+    """
+    parts = case_id.split("/")
+    if len(parts) < len(CASE_ID_PARTS):
+        return {}
+    model, *variant, mode, batch, device = parts
+    return dict(zip(CASE_ID_PARTS, (model, "/".join(variant), mode, batch, device), strict=True))

@@ -159,8 +159,8 @@ def test_compare_command_marks_significant_cases(tmp_path):
 
     table = runner.invoke(app, ["compare", str(a), str(b)], env={"COLUMNS": "200"})
     assert table.exit_code == 0, table.output
-    lines = {line.split()[1]: line for line in table.stdout.splitlines() if "│" in line[:2]}
-    assert "*" in lines["lenet"] and "*" not in lines["same"]
+    lines = {line.split()[0]: line for line in table.stdout.splitlines() if line.strip()}
+    assert lines["lenet"].rstrip().endswith("*") and "*" not in lines["same"]
 
     missing = runner.invoke(app, ["compare", str(a), str(tmp_path / "nope")])
     assert missing.exit_code == 2
@@ -206,5 +206,32 @@ def test_each_sides_source_is_shown_beside_the_ratio(tmp_path):
     assert (r.source_a, r.source_b) == ("counter", "model")
     assert "A is measured, B is MODELLED" in r.note
     table = CliRunner().invoke(cli_app(), ["compare", str(a), str(b)], env={"COLUMNS": "250"})
-    (line,) = [row for row in table.stdout.splitlines() if "lenet" in row]
-    assert "1.000" in line and "measured / MODELLED" in line
+    assert "A measured, B MODELLED;" in table.stdout  # every case alike: said once
+    # cases whose sources differ: each row says its own, beside the ratio
+    write_run(tmp_path / "a", {"other": noisy(1.0)})
+    write_run(tmp_path / "b", {"other": noisy(1.0)})
+    table = CliRunner().invoke(cli_app(), ["compare", str(a), str(b)], env={"COLUMNS": "250"})
+    (line,) = [row for row in table.stdout.splitlines() if row.startswith("lenet")]
+    assert "1.000 [" in line and line.rstrip().endswith("measured / MODELLED")
+
+
+def test_the_compare_table_reads_at_80_columns(tmp_path):
+    cases = {
+        "lenet5/dense/inference/bs64/cpu": noisy(1.0e-3),
+        "lenet5/magnitude[sparsity=0.9]/training/bs64/cpu": noisy(2.0e-3),
+    }
+    a = write_run(tmp_path / "a", cases, source="model")
+    b = write_run(
+        tmp_path / "b",
+        {**cases, "lenet5/magnitude[sparsity=0.9]/training/bs64/cpu": noisy(1.0e-3)},
+        source="model",
+    )
+    result = CliRunner().invoke(cli_app(), ["compare", str(a), str(b)], env={"COLUMNS": "80"})
+    lines = result.stdout.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 80
+    # short labels (what differs between the cases), whole; ratio and interval in brackets
+    (row,) = [line for line in lines if line.startswith("magnitude sparsity=0.9")]
+    ratio = stats.tmean(noisy(1.0e-3)) / stats.tmean(noisy(2.0e-3))
+    assert f"{ratio:.3f} [" in row and row.rstrip().endswith("*")
+    assert "training" in row or "training" in lines[lines.index(row) + 1]
+    assert "A MODELLED, B MODELLED" in " ".join(result.stdout.split())  # said once

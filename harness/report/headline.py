@@ -1,0 +1,66 @@
+"""The headline in words, the same at the end of `run` and at the top of the report.
+
+Every energy figure says what it is: measured (a hardware counter), MODELLED (a probe's
+model) or ESTIMATED (the analytic estimate). The data is `harness.rows.headline`.
+"""
+
+from __future__ import annotations
+
+from harness.measure.sources import is_modelled, source_label
+from harness.report.format import fmt_change, fmt_pp, short_variant
+from harness.rows.headline import GroupHeadline, Headline
+from harness.rows.vs_dense import GroupKey, group_fields
+
+MODELLED_NOTE = (
+    "this machine has no hardware energy counter for what ran, so every energy called "
+    "measured here is a probe's model (CPU time x TDP, RAM size), not a measurement"
+)
+
+
+def group_title(group: GroupKey) -> str:
+    """`inference: lenet5 on digits, batch 64, cpu, fp32`."""
+    f = group_fields(group)
+    what = f"{f['model']} on {f['dataset']}" if f["dataset"] else f["model"]
+    rest = ", ".join(p for p in (f"batch {f['batch_size']}", f["device"], f["precision"]) if p)
+    return f"{f['mode'] or '(no mode)'}: {what}, {rest}"
+
+
+def group_answer(g: GroupHeadline) -> str:
+    """One group's answer: the best variant vs dense, each figure labelled."""
+    if g.best is None:
+        return g.note
+    v = g.best
+    name = short_variant(g.best_variant)
+    if v.beyond_noise and v.energy_ratio < 1:
+        lead = f"best vs dense: {name}"
+    else:
+        lead = f"no variant saves energy vs dense beyond noise; closest: {name}"
+    change = fmt_change(v.energy_ratio, v.ratio_ci95_low, v.ratio_ci95_high)
+    return (
+        f"{lead}: energy per sample {change} ({source_label(v.source)}), {v.noise_words}; "
+        f"test accuracy {fmt_pp(v.accuracy_pp)}"
+    )
+
+
+def estimate_answer(h: Headline) -> str:
+    """The estimate's typical error, labelled ESTIMATED against measured or MODELLED."""
+    e = h.estimate_error
+    if not e.n:
+        return "no finished case has an estimate error"
+    spread = f", {e.min_pct:+.0f} % to {e.max_pct:+.0f} %" if e.n > 1 else ""
+    return (
+        f"typical error {e.median_pct:+.0f} % (median of {e.n} case(s){spread}): the "
+        f"ESTIMATED energy (analytic, dense-hw) against the {source_label(h.source)} one"
+    )
+
+
+def headline_items(h: Headline) -> list[tuple[str, str]]:
+    """The headline as (title, text): one item per group, the estimate's error, and what
+    MODELLED means when any energy is modelled."""
+    if not h.groups:
+        return [("no finished case", "nothing to compare")]
+    items = [(group_title(g.group), group_answer(g)) for g in h.groups]
+    items.append(("estimate", estimate_answer(h)))
+    if is_modelled(h.source):
+        items.append(("MODELLED", MODELLED_NOTE))
+    return items

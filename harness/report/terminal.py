@@ -1,0 +1,182 @@
+"""The run summary in the terminal: one table per group of cases, readable at 80 columns.
+
+A group is the cases that share model, dataset, mode, batch size, device and precision
+(`harness.rows.vs_dense`): its table lists the variants only, each with its accuracy,
+energy per sample with the 95 % interval, the change vs dense and the estimate's error.
+Reasons (skipped, failed) are printed whole below the tables, never cut.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich import box
+from rich.console import Console
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
+
+from harness.estimate.error import ESTIMATE_ERROR_DEFINITION
+from harness.measure.sources import combine_sources, source_label
+from harness.report.format import MISSING, fmt_change, fmt_interval, short_variant
+from harness.report.headline import group_title, headline_items
+from harness.rows.csvfile import parse_float, read_rows
+from harness.rows.headline import run_headline
+from harness.rows.repetitions import load_run_repetitions
+from harness.rows.stability import stability_warning
+from harness.rows.vs_dense import GroupKey, VsDense, case_energies, group_key, vs_dense_all
+
+STATUS_STYLE = {"ok": "", "skipped": "dim", "failed": "bold red"}
+
+
+@dataclass(frozen=True)
+class RunCases:
+    """A run's cases.csv rows by group (in order), and each variant against dense."""
+
+    groups: dict[GroupKey, list[dict[str, str]]]
+    vs_dense: Mapping[str, VsDense]
+
+
+def run_cases(run_dir: Path) -> RunCases:
+    """The cases of a run directory, grouped, with their comparisons with dense."""
+    rows = read_rows(Path(run_dir) / "cases.csv")
+    reps, _ = (
+        load_run_repetitions(run_dir)
+        if (Path(run_dir) / "measurements.csv").exists()
+        else ({}, set())
+    )
+    groups: dict[GroupKey, list[dict[str, str]]] = {}
+    for row in rows:
+        groups.setdefault(group_key(row), []).append(row)
+    return RunCases(groups, vs_dense_all(case_energies(rows, reps)))
+
+
+def _energy_header(rows: list[dict[str, str]]) -> tuple[str, bool]:
+    """The energy column's header, with the source when all rows share it; and whether
+    each cell must say its own source instead."""
+    sources = {r.get("measured_source") or "" for r in rows if r.get("status") == "ok"}
+    if len(sources) == 1:
+        return f"energy/sample\n[95% CI]\n{source_label(sources.pop())}", False
+    return "energy/sample\n[95% CI]", True
+
+
+def _error_cell(row: Mapping[str, str]) -> str:
+    error = parse_float(row.get("estimate_error_pct"))
+    return f"{error:+.3g}" if math.isfinite(error) else MISSING
+
+
+def compact_table(title: str, caption: str | None = None) -> Table:
+    """The terminal's table style: a rule under the heading, no borders, one space
+    between columns, so that tables fit 80 columns."""
+    return Table(
+        title=title,
+        title_justify="left",
+        caption=caption,
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+
+
+def group_table(group: GroupKey, rows: list[dict[str, str]], vs: Mapping[str, VsDense]) -> Table:
+    """One group's table: a row per variant."""
+    header, per_cell_source = _energy_header(rows)
+    table = compact_table(group_title(group))
+    table.add_column("variant", overflow="fold")
+    table.add_column("acc %\n(vs dense)", justify="right", no_wrap=True)
+    table.add_column(header, no_wrap=True)
+    table.add_column("energy vs dense\n[95% CI]", no_wrap=True)
+    table.add_column("est.\nerr %", justify="right", no_wrap=True)
+    like = max((parse_float(r.get("energy_j_per_sample_mean")) for r in rows), default=math.nan)
+    for row in rows:
+        status = (row.get("status") or "").strip().lower()
+        variant = Text(short_variant(row.get("variant") or ""))
+        if status != "ok":
+            style = STATUS_STYLE.get(status, "bold red")
+            table.add_row(variant, "", Text(f"{status or 'no status'} (see below)", style))
+            continue
+        energy = fmt_interval(
+            parse_float(row.get("energy_j_per_sample_mean")),
+            parse_float(row.get("energy_j_per_sample_ci95_low")),
+            parse_float(row.get("energy_j_per_sample_ci95_high")),
+            "J",
+            like=like if math.isfinite(like) else None,
+        )
+        if per_cell_source:
+            energy += f" {source_label(row.get('measured_source') or '?')}"
+        v = vs.get(row.get("case_id") or "")
+        table.add_row(variant, _accuracy_cell(row, v), energy, _vs_cell(v, row), _error_cell(row))
+    return table
+
+
+def _accuracy_cell(row: Mapping[str, str], v: VsDense | None) -> str:
+    """`97.78 (+0.83)`: test accuracy in %, and its change vs dense in points."""
+    accuracy = parse_float(row.get("accuracy"))
+    if not math.isfinite(accuracy):
+        return MISSING
+    return f"{accuracy * 100:.2f}" + (f" ({v.accuracy_pp:+.2f})" if v else "")
+
+
+def _vs_cell(v: VsDense | None, row: Mapping[str, str]) -> str:
+    if v is None:
+        return "reference" if row.get("variant") == "dense" else "no dense case"
+    mark = "" if v.beyond_noise or not v.has_interval else " ~"
+    return fmt_change(v.energy_ratio, v.ratio_ci95_low, v.ratio_ci95_high) + mark
+
+
+def reason_lines(cases: RunCases) -> list[str]:
+    """`skipped: lenet5/int8-dynamic/training/bs64/cpu: <the whole reason>`, one per case
+    that did not finish."""
+    return [
+        f"{row.get('status') or 'no status'}: {row.get('case_id', '?')}: "
+        f"{row.get('error') or '(no reason)'}"
+        for rows in cases.groups.values()
+        for row in rows
+        if (row.get("status") or "").strip().lower() != "ok"
+    ]
+
+
+def legend_line(cases: RunCases) -> str:
+    """What the columns mean, once."""
+    sources = combine_sources(
+        r.get("measured_source") or "" for rows in cases.groups.values() for r in rows
+    )
+    return (
+        "acc vs dense: test accuracy change in percentage points; energy vs dense: change "
+        "of the mean energy per sample with its 95 % interval (~ = within noise or not "
+        f"judged); energy is {source_label(sources)}; est. err %: see below"
+    )
+
+
+def stability_warnings(run_dir: Path) -> list[str]:
+    """One line per unstable case of the run: what was wrong and what to do."""
+    warnings = (stability_warning(row) for row in read_rows(Path(run_dir) / "cases.csv"))
+    return [f"warning: {w}" for w in warnings if w]
+
+
+def print_run_summary(run_dir: Path, console: Console) -> None:
+    """The tables, what they mean, why cases did not finish, a warning for each case whose
+    figure is not stable, and the headline last. Lines wrap at spaces, never in a word."""
+
+    def line(text: str, indent: int = 0) -> None:
+        console.print(Padding(Text(text), (0, 0, 0, indent)), highlight=False)
+
+    cases = run_cases(run_dir)
+    console.print(f"summary of {run_dir}", markup=False, highlight=False, soft_wrap=True)
+    for group, rows in cases.groups.items():
+        console.print()
+        console.print(group_table(group, rows, cases.vs_dense))
+    line(legend_line(cases))
+    line("est. err %: " + ESTIMATE_ERROR_DEFINITION)
+    for text in reason_lines(cases) + stability_warnings(run_dir):
+        line(text)
+    console.print()
+    line("headline (vs dense: against the dense model of the same group)")
+    for title, text in headline_items(run_headline(run_dir)):
+        line(f"{title}:", 2)
+        line(text, 4)
