@@ -191,3 +191,18 @@ def test_a_mig_selector_with_default_probes_says_the_gpu_is_not_measured():
     assert "nvml: the GPU is not measured" in warning and "per physical GPU" in warning
     text = cli("measure", "--", sys.executable, "-c", "pass", env=env)
     assert "warning: nvml: the GPU is not measured" in " ".join(text.stderr.split())
+
+
+def test_probes_at_80_columns_print_every_reason_whole_below_the_table():
+    env = {"COLUMNS": "80", "ENERGY_HARNESS_POWERCAP_ROOT": "/nonexistent"}
+    result = cli("probes", env=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80 and "…" not in result.stdout
+    statuses = {r["name"]: r for r in json.loads(cli("probes", "--json", env=env).stdout)}
+    words = " ".join(result.stdout.split())
+    for name, status in statuses.items():
+        if not status["available"]:  # whole, after the table, words never cut
+            assert f"{name}: {' '.join(status['reason'].split())}" in words
+    if not statuses["pyrapl"]["available"]:
+        assert any("'energy-harness[pyrapl]'" in line for line in lines)
