@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format probes clean
+.PHONY: run test lint format probes clean browser-test
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,15 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The report in a real browser: installs Debian's chromium and chromium-driver when they
+# are missing (apt-get, as root or through sudo), then renders a report in headless
+# Chromium and checks it (no sideways scrolling at 1000 px, images, no network, print).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser-test: $(STAMP)
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium chromium-driver; }
+	$(BIN)/python -m pytest -q -rs tests/harness/report/test_browser.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
