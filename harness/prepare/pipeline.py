@@ -74,6 +74,21 @@ def effective_params(resolved: dict[str, Any], config: TrainConfig) -> dict[str,
     return resolved
 
 
+def _recipe(
+    model_name: str,
+    data: DatasetSplits,
+    variant: str,
+    params: Mapping[str, Any] | None,
+    config: TrainConfig,
+    seed: int,
+) -> dict[str, Any]:
+    """The key fields of a prepared model: its parameters as used (`effective_params`)
+    and the model's arguments for the data's shape among them."""
+    resolved = effective_params(resolve_variant(variant, params), config)
+    model_kwargs = model_kwargs_for_input(model_name, data.input_shape, data.num_classes)
+    return _key_fields(model_name, model_kwargs, data, variant, resolved, config, seed)
+
+
 def _key_fields(
     model_name: str,
     model_kwargs: dict[str, Any],
@@ -108,7 +123,7 @@ def _train_dense(
     model_name, seed = key_fields["model"], key_fields["seed"]
     seed_everything(seed)
     model = build_model(model_name, **key_fields["model_kwargs"])
-    say(f"{model_name}: training {config.epochs} epochs on {data.name}")
+    say(f"training {model_name}: {config.epochs} epochs on {data.name}")
     result = train(model, data.train, config, seed=seed, device=device, on_epoch=on_epoch)
     step = (
         f"train: {config.epochs} epochs, {result.samples} samples, "
@@ -178,11 +193,10 @@ def prepare_model(
     run on `device`.
     """
     config = train_config or TrainConfig()
-    resolved = effective_params(resolve_variant(variant, params), config)
+    key_fields = _recipe(model_name, data, variant, params, config, seed)
+    resolved, model_kwargs = key_fields["params"], key_fields["model_kwargs"]
     device = torch.device(device)
     check_supported(variant, device)
-    model_kwargs = model_kwargs_for_input(model_name, data.input_shape, data.num_classes)
-    key_fields = _key_fields(model_name, model_kwargs, data, variant, resolved, config, seed)
     key = cache_key(key_fields)
     say = log or (lambda message: None)
     hit = cache.load(key, model_name, model_kwargs) if cache is not None else None
@@ -212,7 +226,7 @@ def prepare_model(
         log=log,
         on_epoch=on_epoch,
     )
-    say(f"{model_name}/{variant}: compressing")
+    say(f"compressing {model_name} to {variant}")
     compressed = compress_model(
         dense.model,
         variant,
@@ -244,20 +258,18 @@ def training_plan(
     training unless its file is in `cache`, and the variant's fine-tuning unless its file
     is ({} when both are). For progress estimates: a damaged file is prepared again."""
     config = train_config or TrainConfig()
-    resolved = effective_params(resolve_variant(variant, params), config)
-    model_kwargs = model_kwargs_for_input(model_name, data.input_shape, data.num_classes)
 
-    def missing(name: str, chosen: dict[str, Any]) -> str | None:
-        key = cache_key(_key_fields(model_name, model_kwargs, data, name, chosen, config, seed))
+    def missing(name: str, chosen: Mapping[str, Any] | None) -> str | None:
+        key = cache_key(_recipe(model_name, data, name, chosen, config, seed))
         return None if cache is not None and cache.path_for(key).exists() else key
 
-    key = missing(variant, resolved)
+    key = missing(variant, params)
     if key is None:
         return {}
     if variant == DENSE:
         return {key: config.epochs}
-    plan = {key: int(resolved.get("fine_tune_epochs", 0))}
-    dense_key = missing(DENSE, effective_params(resolve_variant(DENSE), config))
+    plan = {key: int(resolve_variant(variant, params).get("fine_tune_epochs", 0))}
+    dense_key = missing(DENSE, None)
     if dense_key is not None:
         plan[dense_key] = config.epochs
     return plan

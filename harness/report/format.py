@@ -90,10 +90,14 @@ def fmt_change(ratio: float | None, low: float | None = None, high: float | None
     assert ratio is not None
     values = [(v - 1) * 100 for v in (ratio, low, high) if _finite(v)]
     decimals = 0 if max(abs(v) for v in values) >= 10 else 1
-    text = f"{(ratio - 1) * 100:+.{decimals}f} %"
+
+    def signed(r: float) -> str:  # a change that rounds to zero is +0, never -0
+        return f"{round((r - 1) * 100, decimals) + 0.0:+.{decimals}f}"
+
+    text = f"{signed(ratio)} %"
     if _finite(low) and _finite(high):
         assert low is not None and high is not None
-        text += f" [{(low - 1) * 100:+.{decimals}f}, {(high - 1) * 100:+.{decimals}f}]"
+        text += f" [{signed(low)}, {signed(high)}]"
     return text
 
 

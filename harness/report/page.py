@@ -24,7 +24,7 @@ from typing import Any
 from harness.estimate.error import ESTIMATE_ERROR_DEFINITION
 from harness.measure.sources import source_label
 from harness.report.environment import environment_context, load_environment
-from harness.report.format import MISSING, fmt_change, fmt_interval, fmt_pp, fmt_si
+from harness.report.format import MISSING, fmt_change, fmt_interval, fmt_number, fmt_pp, fmt_si
 from harness.report.headline import group_title, headline_items
 from harness.report.plots import (
     plot_domains,
@@ -102,8 +102,8 @@ def _row(c: CaseView, like: float, shared_source: bool) -> dict[str, Any]:
         "finished": True,
         "accuracy": f"{c.accuracy * 100:.2f} %" if math.isfinite(c.accuracy) else MISSING,
         "accuracy_vs": fmt_pp(c.vs_dense.accuracy_pp) if c.vs_dense else "",
-        "removed": f"{c.params_removed:.1%}" if math.isfinite(c.params_removed) else MISSING,
-        "sparsity": f"sparsity {c.sparsity:.1%}" if math.isfinite(c.sparsity) else "",
+        "removed": fmt_number(c.params_removed * 100, ".1f", " %"),
+        "sparsity": "sparsity " + fmt_number(c.sparsity * 100, ".1f", " %"),
         "energy": energy,
         "energy_note": energy_note,
         "modelled": c.modelled,

@@ -65,7 +65,7 @@ def _energy_header(rows: list[dict[str, str]]) -> tuple[str, bool]:
 
 def _error_cell(row: Mapping[str, str]) -> str:
     error = parse_float(row.get("estimate_error_pct"))
-    return f"{error:+.3g}" if math.isfinite(error) else MISSING
+    return f"{error:+.1f}" if math.isfinite(error) else MISSING
 
 
 def compact_table(title: str, caption: str | None = None) -> Table:
@@ -171,6 +171,7 @@ def print_run_summary(run_dir: Path, console: Console) -> None:
     for group, rows in cases.groups.items():
         console.print()
         console.print(group_table(group, rows, cases.vs_dense))
+    console.print()
     line(legend_line(cases))
     line("est. err %: " + ESTIMATE_ERROR_DEFINITION)
     for text in reason_lines(cases) + stability_warnings(run_dir):

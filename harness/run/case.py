@@ -126,11 +126,12 @@ def prepare_case(
 
 
 def model_facts(prepared: PreparedModel) -> str:
-    """`test accuracy 97.50 %, 6,180 of 61,706 parameters nonzero (90.0 % removed)`."""
+    """`test accuracy 97.78 %, 15,738 of 61,706 parameters nonzero (74.5 % removed)`."""
     report = prepared.report
     return (
         f"test accuracy {prepared.accuracy * 100:.2f} %, {report.nonzero_params:,} of "
-        f"{report.reference_params:,} parameters nonzero ({report.params_removed:.1%} removed)"
+        f"{report.reference_params:,} parameters nonzero ({report.params_removed * 100:.1f} % "
+        "removed)"
     )
 
 

@@ -2,10 +2,11 @@
 doing, and an ETA that counts preparation (training, fine-tuning) as well as measuring.
 
 The ETA is remaining epochs x seconds per epoch + remaining cases x seconds of measuring
-per case. Epochs to run come from the model cache (`training_plan`: what is not cached
-yet); seconds per epoch and per case are learned as the run goes (a prior from the
-suite's windows until the first case is measured). Until the first epoch of a run that
-must train has ended, the ETA is unknown and says so.
+per case, each the mean of the last few. Epochs to run come from the model cache
+(`training_plan`: what is not cached yet); seconds per epoch and per case are learned
+as the run goes (a prior from the suite's windows until the first case is measured).
+Until the first epoch of a run that must train has ended, the ETA is unknown and says
+so.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.padding import Padding
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn
+from rich.table import Column
 from rich.text import Text
 
 from harness.errors import EnergyHarnessError
@@ -30,6 +33,12 @@ if TYPE_CHECKING:
     from rich.progress import Task
 
 Clock = Callable[[], float]
+RECENT = 3  # epochs or cases whose mean predicts the next ones
+
+
+def _recent_mean(values: list[float], default: float) -> float:
+    recent = values[-RECENT:]
+    return sum(recent) / len(recent) if recent else default
 
 
 @dataclass
@@ -58,12 +67,12 @@ class Eta:
         self.cases_left = max(0, self.cases_left - 1)
 
     def remaining_s(self, now: float) -> float | None:
-        """Seconds left, or None while an epoch is to run and none has been timed."""
+        """Seconds left, or None while an epoch is to run and none has been timed. Rates
+        are the mean of the last RECENT epochs and cases: the first ones are slower."""
         if self.epochs_left and not self.epoch_s:
             return None
-        per_epoch = sum(self.epoch_s) / len(self.epoch_s) if self.epoch_s else 0.0
-        per_case = sum(self.measure_s) / len(self.measure_s) if self.measure_s else None
-        per_case = self.measure_prior_s if per_case is None else per_case
+        per_epoch = _recent_mean(self.epoch_s, 0.0)
+        per_case = _recent_mean(self.measure_s, self.measure_prior_s)
         spent = now - self.measuring_since if self.measuring_since is not None else 0.0
         return self.epochs_left * per_epoch + max(0.0, self.cases_left * per_case - spent)
 
@@ -118,8 +127,12 @@ class RunProgress(CaseProgress):
     def __init__(self, console: Console, eta: Eta, clock: Clock = time.monotonic) -> None:
         self.eta, self.clock = eta, clock
         self.progress = Progress(
-            TextColumn("{task.description}", markup=False),  # names hold [brackets]
-            BarColumn(bar_width=20),
+            TextColumn(  # the case first: a narrow terminal cuts the phase, not the name
+                "{task.description}",
+                markup=False,  # names hold [brackets]
+                table_column=Column(no_wrap=True, overflow="ellipsis"),
+            ),
+            BarColumn(bar_width=12),
             MofNCompleteColumn(),
             _EtaColumn(eta, clock),
             console=console,
@@ -137,8 +150,9 @@ class RunProgress(CaseProgress):
         self.progress.__exit__(*exc)
 
     def say(self, message: str) -> None:
-        """A line that stays above the bar, as it is (no markup)."""
-        self.progress.console.print(f"  {message}", markup=False, highlight=False)
+        """A line that stays above the bar, as it is (no markup), wrapped at spaces and
+        indented."""
+        self.progress.console.print(Padding(Text(message), (0, 0, 0, 2)), highlight=False)
 
     def phase(self, text: str) -> None:
         """What the current case is doing, in the bar."""

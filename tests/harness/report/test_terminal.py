@@ -99,6 +99,7 @@ def test_figures_are_written_one_way():
     assert fmt_interval(math.nan, 1, 2, "J") == "–"
     assert fmt_change(0.58, 0.55, 0.61) == "-42 % [-45, -39]"
     assert fmt_change(1.021, 0.971, 1.074) == "+2.1 % [-2.9, +7.4]"  # no hyphen is a minus
+    assert fmt_change(0.998, 0.83, 1.2) == "+0 % [-17, +20]"  # never -0
     assert short_variant("magnitude[sparsity=0.9]") == "magnitude sparsity=0.9"
     assert short_variant("dense") == "dense"
 
