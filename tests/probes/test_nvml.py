@@ -64,8 +64,10 @@ def test_cuda_visible_devices_by_index_and_uuid_prefix(gpus, monkeypatch):
 
 
 def test_short_window_is_warned_about(gpus):
+    from harness.measure.meter import ShortWindowWarning
+
     probe = NvmlProbe()
-    with EnergyMeter([probe]) as meter:
+    with EnergyMeter([probe]) as meter, pytest.warns(ShortWindowWarning, match="update period"):
         with meter.window("blink") as w:
             pass
     assert any("update period" in text for text in w.measurement.warnings)

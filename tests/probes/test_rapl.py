@@ -59,6 +59,7 @@ def test_several_wraps_in_one_window(fake_powercap):
     assert m.energy_of("cpu:package-0") == pytest.approx(10 * m.duration_s, rel=0.02)
 
 
+@pytest.mark.filterwarnings("ignore::harness.measure.meter.ShortWindowWarning")  # on purpose
 def test_counter_going_backwards_without_possible_wrap_is_invalid(fake_powercap):
     zone = FakeZone("intel-rapl:0", "package-0", 10.0, offset_uj=50_000_000)
     tree = fake_powercap([zone])
@@ -248,6 +249,7 @@ def test_multi_die_packages_get_a_domain_per_die_and_count_each_once(fake_powerc
     assert m.total_energy_j == pytest.approx((20 + 4 + 25 + 7) * m.duration_s, rel=0.02)
 
 
+@pytest.mark.filterwarnings("ignore::harness.measure.meter.ShortWindowWarning")  # on purpose
 def test_a_negative_counter_is_an_invalid_reading_never_energy(fake_powercap):
     tree = fake_powercap([FakeZone("intel-rapl:0", "package-0", 10.0)])
     probe = RaplProbe(ProbeOptions(powercap_root=tree.root))
@@ -266,6 +268,7 @@ def test_a_negative_counter_is_an_invalid_reading_never_energy(fake_powercap):
     assert after.energy_of("cpu:package-0") == pytest.approx(10 * after.duration_s, rel=0.03)
 
 
+@pytest.mark.filterwarnings("ignore::harness.measure.meter.ShortWindowWarning")  # on purpose
 def test_a_non_integer_counter_is_an_invalid_reading(fake_powercap):
     tree = fake_powercap([FakeZone("intel-rapl:0", "package-0", 10.0)])
     probe = RaplProbe(ProbeOptions(powercap_root=tree.root))
