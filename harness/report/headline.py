@@ -34,7 +34,7 @@ def group_answer(g: GroupHeadline) -> str:
     if v.beyond_noise and v.energy_ratio < 1:
         lead = f"best vs dense: {name}"
     else:
-        lead = f"no variant saves energy vs dense beyond noise; closest: {name}"
+        lead = f"on the front, no variant saves energy vs dense beyond noise; lowest: {name}"
     change = fmt_change(v.energy_ratio, v.ratio_ci95_low, v.ratio_ci95_high)
     return (
         f"{lead}: energy per sample {change} ({source_label(v.source)}), {v.noise_words}; "

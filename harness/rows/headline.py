@@ -7,8 +7,9 @@ lower bound) and is not worse in accuracy. A case without an interval (one repet
 counts its mean as both bounds. Cases without an accuracy are not on the front.
 
 The best variant of a group is, among the non-dense cases on its front, the one that
-saves the most energy vs dense beyond noise (`harness.rows.vs_dense`); when none does,
-the one with the lowest energy ratio, said to be within noise.
+saves the most energy vs dense beyond noise (`harness.rows.vs_dense`); when none on the
+front does, the one with the lowest energy ratio, with why it is not beyond noise
+(within noise, or a case unstable).
 
 The run summary and the report print this, in the words of `harness.report.headline`.
 """

@@ -135,7 +135,7 @@ def test_the_headline_names_the_best_saving_beyond_noise_per_group():
     assert inference.best_variant == "structured" and inference.best.beyond_noise
     assert inference.best.energy_ratio == pytest.approx(0.5)
     assert inference.best.accuracy_pp == pytest.approx(-0.5)
-    assert training.best_variant == "magnitude" and not training.best.beyond_noise  # closest
+    assert training.best_variant == "magnitude" and not training.best.beyond_noise  # lowest
     assert h.source == "model"
     assert (h.estimate_error.n, h.estimate_error.median_pct) == (3, -50)
     assert (h.estimate_error.min_pct, h.estimate_error.max_pct) == (-60, -40)
