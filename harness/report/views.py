@@ -102,6 +102,14 @@ def _in_total_sources(rows: list[dict[str, str]]) -> dict[str, set[str]]:
     return sources
 
 
+_ID_FIELDS = ("case_id", "model", "variant", "mode", "batch_size", "device", "dataset", "precision")
+
+
+def _id_fields(row: dict[str, str]) -> dict[str, str]:
+    """The columns that name a case, from a cases.csv or measurements.csv row."""
+    return {name: row.get(name, "") for name in _ID_FIELDS}
+
+
 def build_cases(
     case_rows: list[dict[str, str]],
     measurement_rows: list[dict[str, str]],
@@ -124,15 +132,9 @@ def build_cases(
     for case_id, rep in reps.items():
         if case_id in seen:
             continue
-        meta = first_row.get(case_id, {})
         view = CaseView(
             index=len(views) + 1,
-            case_id=case_id,
-            model=meta.get("model", ""),
-            variant=meta.get("variant", ""),
-            mode=meta.get("mode", ""),
-            batch_size=meta.get("batch_size", ""),
-            device=meta.get("device", ""),
+            **{**_id_fields(first_row.get(case_id, {})), "case_id": case_id},
             status="not in cases.csv",
             error="measured, but cases.csv has no row for it (interrupted run?)",
             in_cases_csv=False,
@@ -149,14 +151,7 @@ def build_cases(
 def _view_from_case_row(index: int, row: dict[str, str], rep: CaseRepetitions | None) -> CaseView:
     view = CaseView(
         index=index,
-        case_id=row.get("case_id", ""),
-        model=row.get("model", ""),
-        variant=row.get("variant", ""),
-        mode=row.get("mode", ""),
-        batch_size=row.get("batch_size", ""),
-        device=row.get("device", ""),
-        dataset=row.get("dataset", ""),
-        precision=row.get("precision", ""),
+        **_id_fields(row),
         status=row.get("status", ""),
         error=row.get("error", ""),
         accuracy=parse_float(row.get("accuracy")),
