@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from harness.measure.sources import combine_sources, source_label
+from harness.measure.sources import combine_sources, is_modelled, source_label
 from harness.report.format import mpl_text
 from harness.report.headline import group_title
 from harness.report.views import ESTIMATE_COLUMNS, ESTIMATE_PARTS, CaseView
@@ -266,7 +266,7 @@ def plot_domains(cases: list[CaseView]) -> str | None:
             heights,
             bottom=bottoms,
             color=colors[key],
-            hatch=MODEL_HATCH if key[2] == "model" else None,
+            hatch=MODEL_HATCH if is_modelled(key[2]) else None,
             edgecolor="black",
             linewidth=0.5,
         )
@@ -278,7 +278,7 @@ def plot_domains(cases: list[CaseView]) -> str | None:
         Patch(
             facecolor=colors[k],
             edgecolor="black",
-            hatch=MODEL_HATCH if k[2] == "model" else None,
+            hatch=MODEL_HATCH if is_modelled(k[2]) else None,
             label=mpl_text(f"{k[1]} ({k[0]}, {source_label(k[2])})"),
         )
         for k in keys
