@@ -114,15 +114,16 @@ def train(
 
 
 @torch.no_grad()
-def evaluate(
+def correct_predictions(
     model: nn.Module,
     dataset: Dataset,
     *,
     batch_size: int = 256,
     device: str | torch.device = "cpu",
     input_dtype: torch.dtype | None = None,
-) -> float:
-    """Top-1 accuracy of `model` on `dataset`, as a fraction in [0, 1].
+) -> list[bool]:
+    """Whether `model`'s top-1 prediction is right, for each sample of `dataset` in order
+    (the same samples for every model: what McNemar's test pairs).
 
     `input_dtype` casts float inputs (e.g. torch.float16 for half-precision models).
     Raises EnergyHarnessError on an empty dataset.
@@ -131,12 +132,27 @@ def evaluate(
         raise EnergyHarnessError("cannot evaluate accuracy on an empty dataset")
     device = torch.device(device)
     model.eval()
-    correct = total = 0
+    correct: list[bool] = []
     for inputs, labels in make_loader(dataset, batch_size, shuffle=False):
         inputs = inputs.to(device)
         if input_dtype is not None and inputs.is_floating_point():
             inputs = inputs.to(input_dtype)
         predicted = model(inputs).argmax(dim=1).cpu()
-        correct += int((predicted == labels).sum())
-        total += len(labels)
-    return correct / total
+        correct.extend(bool(c) for c in (predicted == labels).tolist())
+    return correct
+
+
+def evaluate(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+    input_dtype: torch.dtype | None = None,
+) -> float:
+    """Top-1 accuracy of `model` on `dataset`, as a fraction in [0, 1]
+    (`correct_predictions` counted). Raises EnergyHarnessError on an empty dataset."""
+    correct = correct_predictions(
+        model, dataset, batch_size=batch_size, device=device, input_dtype=input_dtype
+    )
+    return sum(correct) / len(correct)

@@ -19,14 +19,16 @@ from harness.rows.carbon import CarbonSettings
 from harness.rows.columns import estimate_prefix
 from harness.rows.measurements import RepetitionTotal
 from harness.rows.stability import StabilityLimits, unstable_reason
-from harness.rows.stats import Summary, finite_values, mean_std, summarize
-from harness.rows.vs_dense import (
-    CaseEnergy,
-    VsDense,
-    compare_with_dense,
-    group_key,
-    vs_dense_columns,
+from harness.rows.stats import (
+    ALPHA,
+    Summary,
+    finite_values,
+    mcnemar_exact_p,
+    mean_std,
+    summarize,
+    wilson_ci95,
 )
+from harness.rows.vs_dense import CaseEnergy, VsDense, vs_dense_columns
 from harness.spec.case import Case
 
 if TYPE_CHECKING:  # torch-free at import: the CLI's summary reads the error definition
@@ -50,12 +52,25 @@ class CaseFigures:
     idle_power_w: float = math.nan  # idle baseline of the counted domains; NaN without one
     other_cpu_pct_max: float | None = None  # the busiest window's other_cpu_pct
     values_j_per_sample: tuple[float, ...] = ()  # energy per sample of each repetition
+    rounds: tuple[str, ...] = ()  # the round of each repetition (empty without rounds)
+    windows: int = 0  # repetitions measured, the disturbed ones included
+    disturbed: int = 0  # repetitions left out as disturbed (and measured again)
+    processes: int = 1  # worker processes the repetitions ran in
 
 
 def case_figures(
-    totals: list[RepetitionTotal], samples_per_step: int, world_size: int = 1
+    totals: list[RepetitionTotal],
+    samples_per_step: int,
+    world_size: int = 1,
+    *,
+    rounds: tuple[str, ...] = (),
+    windows: int = 0,
+    disturbed: int = 0,
+    processes: int = 1,
 ) -> CaseFigures:
-    """The figures of a case from the totals of its repetitions (at least one)."""
+    """The figures of a case from the totals of its usable repetitions (at least one);
+    `rounds`: the round of each; `windows`: how many were measured (default: the
+    totals), `disturbed`: how many of them were disturbed."""
     per_sample = [t.energy_j / t.samples for t in totals]
     return CaseFigures(
         energy=summarize(per_sample),
@@ -72,7 +87,43 @@ def case_figures(
             (t.other_cpu_pct for t in totals if t.other_cpu_pct is not None), default=None
         ),
         values_j_per_sample=tuple(per_sample),
+        rounds=rounds,
+        windows=windows or len(totals),
+        disturbed=disturbed,
+        processes=processes,
     )
+
+
+@dataclass(frozen=True)
+class AccuracyFigures:
+    """A case's test accuracy as counted, and against dense on the same test samples.
+
+    `only_dense_correct`, `only_case_correct`: the discordant samples of McNemar's test
+    (None for dense itself, or where dense is unknown). `reference`: what dense's
+    accuracy is (how it was trained), said beside the comparison.
+    """
+
+    test_samples: int
+    correct: int
+    only_dense_correct: int | None = None
+    only_case_correct: int | None = None
+    reference: str = ""
+
+    def columns(self) -> dict[str, Any]:
+        low, high = wilson_ci95(self.correct, self.test_samples)
+        p = (
+            None
+            if self.only_dense_correct is None or self.only_case_correct is None
+            else mcnemar_exact_p(self.only_dense_correct, self.only_case_correct)
+        )
+        return {
+            "test_samples": self.test_samples,
+            "accuracy_ci95_low": low,
+            "accuracy_ci95_high": high,
+            "accuracy_vs_dense_p_mcnemar": p,
+            "accuracy_vs_dense_beyond_noise": None if p is None else p < ALPHA,
+            "accuracy_reference": self.reference,
+        }
 
 
 def params_text(params: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> str:
@@ -116,12 +167,14 @@ def measured_case_row(
     *,
     started: str,
     limits: StabilityLimits,
-    dense: CaseEnergy | None = None,
+    vs: VsDense | None = None,
+    accuracy: AccuracyFigures | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The cases.csv row of a measured case: figures, the estimate, its error, CO2,
-    whether the figure is stable (`limits`), and the case against `dense`, the dense case
-    of its group (`harness.rows.vs_dense`; empty columns without one)."""
+    whether the figure is stable (`limits`), the rounds behind it, its accuracy with
+    its interval, and `vs`, the case against the dense case of its group
+    (`harness.rows.vs_dense`; empty columns without one)."""
     # counts of one window of the whole job: every rank runs `iterations` steps
     row = estimate_columns(est, fig.iterations * fig.world_size)
     energy, dynamic = fig.energy, fig.dynamic
@@ -163,27 +216,33 @@ def measured_case_row(
             "started_utc": started,
             "finished_utc": utc_now_iso(),
             **stability_columns(fig, limits),
+            "windows_measured": fig.windows or energy.n,
+            "windows_disturbed": fig.disturbed,
+            "processes": fig.processes,
+            **(accuracy.columns() if accuracy is not None else {}),
             **(extra or {}),
         }
     )
-    row.update(vs_dense_columns(_vs_dense(row, fig, dense)))
+    row.update(vs_dense_columns(vs))
     return row
 
 
-def _vs_dense(row: dict[str, Any], fig: CaseFigures, dense: CaseEnergy | None) -> VsDense | None:
-    """The case of `row` against `dense` (None for the dense case itself, or without one)."""
-    own = CaseEnergy(
-        case_id=row["case_id"],
-        group=group_key(row),
-        variant=row["variant"],
+def figures_energy(
+    case: Case, fig: CaseFigures, accuracy: float, limits: StabilityLimits
+) -> CaseEnergy:
+    """The case's figures as the comparisons with dense need them (`harness.rows.vs_dense`)."""
+    return CaseEnergy(
+        case_id=case.case_id,
+        group=case.group,
+        variant=case.variant_label,
         values_j_per_sample=tuple(finite_values(fig.values_j_per_sample)),
-        accuracy=row["accuracy"],
+        accuracy=accuracy,
         source=fig.source,
-        unstable_reason=row["unstable_reason"],
+        unstable_reason=stability_columns(fig, limits)["unstable_reason"],
+        rounds=fig.rounds,
+        windows=fig.windows,
+        disturbed=fig.disturbed,
     )
-    if dense is None or own.is_dense or dense.group != own.group:
-        return None
-    return compare_with_dense(own, dense)
 
 
 def stability_columns(fig: CaseFigures, limits: StabilityLimits) -> dict[str, Any]:

@@ -16,6 +16,15 @@ VS_DENSE_COLUMNS = (
     "energy_vs_dense_ratio_ci95_high",
     "energy_vs_dense_beyond_noise",
     "accuracy_vs_dense_pp",
+    "energy_vs_dense_method",  # paired (per round) or unpaired
+    "energy_vs_dense_pairs",  # rounds in which both were measured undisturbed
+    "energy_vs_dense_noise_floor_pct",  # the A/A control's largest distance from 0 %
+    "energy_vs_dense_not_judged",  # why the difference is not judged, with what to do
+)
+ACCURACY_VS_DENSE_COLUMNS = (
+    "accuracy_vs_dense_p_mcnemar",  # McNemar's exact test on the same test samples
+    "accuracy_vs_dense_beyond_noise",
+    "accuracy_reference",  # what the accuracy is compared with (training epochs)
 )
 FLOP_DTYPES = ("fp64", "fp32", "fp16", "bf16", "int32", "int8")
 
@@ -53,6 +62,16 @@ MEASUREMENT_COLUMNS = [
     "precision",
     "invalid_reason",  # why energy_j is empty (also in note); empty when valid
     "other_cpu_pct",  # CPU use outside the measured process tree during the window
+    # the round design (harness.run.rounds): which round, its shuffled order, how many
+    # cases it measured, and the worker process that ran it
+    "round",
+    "order_in_round",
+    "cases_in_round",
+    "process",
+    # a disturbed window is kept, left out of the statistics and measured again
+    # (harness.rows.disturbed)
+    "disturbed",
+    "disturbed_reason",
 ]
 
 CASE_COLUMNS = [
@@ -122,4 +141,13 @@ CASE_COLUMNS = [
     # (harness.rows.vs_dense)
     "params_removed",
     *VS_DENSE_COLUMNS,
+    # the round design: windows measured, disturbed ones left out and measured again
+    "windows_measured",
+    "windows_disturbed",
+    "processes",
+    # test accuracy with its 95 % interval (Wilson) over test_samples, and vs dense
+    "test_samples",
+    "accuracy_ci95_low",
+    "accuracy_ci95_high",
+    *ACCURACY_VS_DENSE_COLUMNS,
 ]

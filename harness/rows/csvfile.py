@@ -171,13 +171,24 @@ class CsvAppender:
                 "resume it with the energy-harness version that started it"
             )
         self._failed: OutputError | None = None
-        try:
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-            self._fd: int | None = os.open(self.path, flags, 0o644)
-        except OSError as exc:
-            raise output_error(self.path, exc) from None
+        self._fd: int | None = None
+        self._open()
         if not header:
             self._write(_csv_bytes([columns]))
+
+    def _open(self) -> None:
+        try:
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+            self._fd = os.open(self.path, flags, 0o644)
+        except OSError as exc:
+            raise output_error(self.path, exc) from None
+
+    def rewrite(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Replace the whole file with `rows` (atomically: `rewrite_csv`), then go on
+        appending to it. Used where a row already written gains what is learnt later."""
+        self.close()
+        rewrite_csv(self.path, self.columns, rows)
+        self._open()
 
     def _write(self, data: bytes) -> None:
         if self._failed is not None:
@@ -236,6 +247,28 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         )
     header = _check_records(path, parsed)
     return [dict(zip(header, fields, strict=True)) for _, fields in parsed.records[1:] if fields]
+
+
+def rewrite_csv(path: Path, columns: list[str], rows: Iterable[dict[str, Any]]) -> None:
+    """Write a CSV whole, atomically (a temporary file beside it, fsynced, then renamed
+    over it): a crash leaves the old file or the new one, never half of either. Raises
+    OutputError naming the file and the cause; the temporary file is never left."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.unlink(missing_ok=True)
+        appender = CsvAppender(tmp, columns)
+        try:
+            appender.append_many(rows)
+        finally:
+            appender.close()
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise output_error(path, exc) from None
+        raise
 
 
 def write_atomic(path: Path, text: str) -> None:

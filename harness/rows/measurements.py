@@ -37,11 +37,38 @@ def window_record(
     }
 
 
+@dataclass(frozen=True)
+class WindowPlace:
+    """Where a window sits in the round design (`harness.run.rounds`): its round, its
+    place in the round's shuffled order, how many cases the round measured, and the
+    worker process that ran it."""
+
+    round: int
+    order_in_round: int
+    cases_in_round: int
+    process: int
+
+    def columns(self) -> dict[str, int]:
+        return {
+            "round": self.round,
+            "order_in_round": self.order_in_round,
+            "cases_in_round": self.cases_in_round,
+            "process": self.process,
+        }
+
+
 def measurement_rows(
-    run_id: str, case: Case, repetition: int, ranks: list[Mapping[str, Any]]
+    run_id: str,
+    case: Case,
+    repetition: int,
+    ranks: list[Mapping[str, Any]],
+    place: WindowPlace | None = None,
+    disturbed_reason: str = "",
 ) -> list[dict[str, Any]]:
-    """measurements.csv rows of one repetition: one per rank x domain, with node and rank."""
+    """measurements.csv rows of one repetition: one per rank x domain, with node and rank,
+    its place in the round design and whether it was disturbed (`harness.rows.disturbed`)."""
     world_samples = sum(int(r["samples"]) for r in ranks)
+    where = place.columns() if place is not None else {}
     rows = []
     for record in sorted(ranks, key=lambda r: r["rank"]):
         for d in record["domains"]:
@@ -68,6 +95,9 @@ def measurement_rows(
                     "note": d["invalid_reason"] or d["note"],
                     "invalid_reason": d["invalid_reason"],
                     "other_cpu_pct": record.get("other_cpu_pct"),
+                    **where,
+                    "disturbed": bool(disturbed_reason),
+                    "disturbed_reason": disturbed_reason,
                 }
             )
     return rows

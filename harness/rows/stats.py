@@ -151,3 +151,63 @@ def welch_p_value(a: list[float], b: list[float]) -> float | None:
         warnings.simplefilter("ignore", RuntimeWarning)
         p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
     return p if math.isfinite(p) else None
+
+
+PAIRED_RATIO_CI_METHOD = (
+    "paired: geometric mean of the per-round ratios, Student t on their logs (n - 1 df)"
+)
+
+
+def paired_ratio_ci95(ratios: Sequence[float]) -> tuple[float, float, float] | None:
+    """Geometric mean of paired ratios b_i / a_i and its 95 % interval; None with n < 2.
+
+    Each ratio comes from one round, where both were measured side by side, so whatever
+    the machine did in that round falls on both and cancels in the ratio (a paired
+    design: Kalibera & Jones, "Rigorous benchmarking in reasonable time", ISMM 2013).
+    With d_i = log(r_i), mean m, std s over n rounds:
+
+        exp(m), exp(m -+ t(0.975, n - 1) x s / sqrt(n))
+
+    the Student t interval of the mean log ratio, exponentiated: never below zero,
+    symmetric in log space. Non-positive ratios are left out.
+    """
+    logs = [math.log(r) for r in ratios if r is not None and math.isfinite(r) and r > 0]
+    n = len(logs)
+    if n < 2:
+        return None
+    m, s = mean_std(logs)
+    half = _t975(n - 1) * s / math.sqrt(n)
+    return math.exp(m), math.exp(m - half), math.exp(m + half)
+
+
+def wilson_ci95(successes: int, n: int) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion (Wilson 1927, JASA 22(158)); NaN for n = 0.
+
+    Unlike the normal approximation it stays within [0, 1] and is fair near 0 and 1,
+    where a test accuracy usually lies.
+    """
+    if n <= 0:
+        return math.nan, math.nan
+    from scipy.stats import norm
+
+    z = float(norm.ppf(1 - ALPHA / 2))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def mcnemar_exact_p(only_a: int, only_b: int) -> float:
+    """McNemar's exact test: two-sided p that two classifiers on the same test samples are
+    equally accurate (McNemar 1947, Psychometrika 12(2)).
+
+    `only_a`: samples only the first got right; `only_b`: only the second. Under the
+    null each discordant sample is a fair coin, so p = min(1, 2 x P(X <= min) ) for
+    X ~ Binomial(only_a + only_b, 1/2). With no discordant sample p = 1.
+    """
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    from scipy.stats import binom
+
+    return min(1.0, 2 * float(binom.cdf(min(only_a, only_b), n, 0.5)))

@@ -1,46 +1,52 @@
-"""Measure one single-process case: prepare (cached), warm up, repeat windows, estimate.
+"""What every case of a run shares, and one case's parts: its model (prepared, cached),
+its estimate, its cases.csv row, its failure.
 
-Each repetition's rows (one per domain) are appended to measurements.csv as soon as the
-window ends; the case row is returned for cases.csv. `ddp-training` cases go to
-`harness.run.ddp.case`.
+Single-process cases are measured in rounds with the other cases of their group
+(`harness.run.group`); `ddp-training` cases each as a torchrun job
+(`harness.run.ddp.case`). Both build their rows here.
 """
 
 from __future__ import annotations
 
-import contextlib
+import gc
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.errors import error_text, is_out_of_memory
 from harness.estimate.auto import AutoProfile, auto_profile
 from harness.estimate.model import ModelEstimate, estimate_model
 from harness.estimate.profiles import StaticPower
-from harness.measure.clock import utc_now_iso
 from harness.measure.meter import EnergyMeter
 from harness.measure.sources import source_label
 from harness.prepare.cache import ModelCache
 from harness.prepare.pipeline import PreparedModel, prepare_model
 from harness.rows.carbon import CarbonSettings
-from harness.rows.cases import CaseFigures, case_figures, measured_case_row
+from harness.rows.cases import (
+    AccuracyFigures,
+    CaseFigures,
+    failed_case_row,
+    figures_energy,
+    measured_case_row,
+)
 from harness.rows.csvfile import CsvAppender
-from harness.rows.measurements import measurement_rows, repetition_total, window_record
 from harness.rows.stability import StabilityLimits
-from harness.rows.vs_dense import dense_in_run, group_key
-from harness.run.peer import CodecarbonPeer
+from harness.rows.vs_dense import VsDense, compare_with_dense, dense_in_run
 from harness.spec.case import Case
 from harness.spec.catalog import DatasetSplits, load_dataset
 from harness.spec.suite import Suite
 from harness.spec.train_config import TrainConfig
-from harness.spec.variants import DENSE, VARIANTS, check_trainable
-from harness.workloads.batches import make_batch
-from harness.workloads.steps import inference_step, training_step
-from harness.workloads.windows import calibrate_iterations, measure_workload
+from harness.spec.variants import DENSE, VARIANTS
 
 
 class CaseProgress:
     """What a case tells the run's progress display (by default, nothing)."""
+
+    def start_case(self, case: Case) -> None:
+        """The case's model is being prepared."""
 
     def phase(self, text: str) -> None:
         """What the case is doing now (training, compressing, ...)."""
@@ -50,6 +56,15 @@ class CaseProgress:
 
     def measuring(self) -> None:
         """The case's model is ready: its windows begin."""
+
+    def window(self, case: Case, round_no: int) -> None:
+        """A window of `case` in round `round_no` begins."""
+
+    def window_done(self, count: int = 1) -> None:
+        """`count` windows have ended."""
+
+    def add_windows(self, count: int) -> None:
+        """`count` more windows are planned (a round measured again)."""
 
 
 @dataclass
@@ -183,22 +198,20 @@ def estimate_case(
     return est, note
 
 
-def case_row(
+def case_row_of(
     ctx: CaseContext,
     case: Case,
     prepared: PreparedModel,
     inputs: Any,
     fig: CaseFigures,
     started: str,
+    vs: VsDense | None,
+    accuracy: AccuracyFigures | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The cases.csv row of a measured case (single-process or distributed), with the
-    dense case of its group as measured in this run directory (if it is there yet)."""
+    """The cases.csv row of a measured case with its estimate and its comparison with
+    dense (`vs`, None for dense itself or without one)."""
     est, note = estimate_case(ctx, case, prepared, inputs, fig)
-    dense = None
-    if case.variant != DENSE:
-        group = group_key({**case.columns(ctx.run_id), "dataset": case.dataset})
-        dense = dense_in_run(ctx.measurements.path.parent, group)
     return measured_case_row(
         ctx.run_id,
         case,
@@ -208,48 +221,45 @@ def case_row(
         ctx.carbon,
         started=started,
         limits=StabilityLimits.of(ctx.suite.settings),
-        dense=dense,
+        vs=vs,
+        accuracy=accuracy,
         extra={"estimate_profile_note": note, **(extra or {})},
     )
 
 
-def run_case(ctx: CaseContext, case: Case) -> dict[str, Any]:
-    """Measure one single-process case and return its cases.csv row. Raises on failure."""
-    s = ctx.suite.settings
-    started = utc_now_iso()
-    data = ctx.dataset(case)
-    prepared = prepare_case(ctx, case, data)
-    split = "train" if case.mode == "training" else "test"
-    inputs, labels = make_batch(
-        case.batch_size,
-        data=data,
-        split=split,
-        device=prepared.device,
-        input_dtype=prepared.input_dtype,
-        seed=s.seed,
-    )
-    if case.mode == "training":
-        check_trainable(prepared.variant)
-        step = training_step(
-            prepared.model, inputs, labels, variant=case.variant, precision=case.precision
-        )
-    else:
-        step = inference_step(prepared.model, inputs, case.precision)
-    ctx.progress.measuring()
-    iterations = calibrate_iterations(step, ctx.min_window_s, warmup_iterations=s.warmup_iterations)
-    totals = []
-    peer = CodecarbonPeer(ctx.carbon.country) if ctx.peer == "codecarbon" else None
-    with peer or contextlib.nullcontext():
-        for rep in range(s.repetitions):
-            run = measure_workload(
-                ctx.meter, f"{case.case_id}#{rep}", step, iterations, min_window_s=ctx.min_window_s
-            )
-            iterations = run.iterations  # a window that ended too soon was extended
-            record = window_record(run.measurement, run.iterations, run.samples)
-            ctx.measurements.append_many(measurement_rows(ctx.run_id, case, rep, [record]))
-            totals.append(repetition_total([record]))
-    peer_j = None
-    if peer is not None and peer.energy_j is not None:
-        peer_j = peer.energy_j / (totals[-1].samples * s.repetitions)
-    fig = case_figures(totals, case.batch_size)
-    return case_row(ctx, case, prepared, inputs, fig, started, {"peer_energy_j_per_sample": peer_j})
+def case_row(
+    ctx: CaseContext,
+    case: Case,
+    prepared: PreparedModel,
+    inputs: Any,
+    fig: CaseFigures,
+    started: str,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The cases.csv row of a case measured on its own (a `ddp-training` case), against
+    the dense case of its group as measured in this run directory (if it is there yet)."""
+    vs = None
+    if case.variant != DENSE:
+        dense = dense_in_run(ctx.measurements.path.parent, case.group)
+        if dense is not None:
+            limits = StabilityLimits.of(ctx.suite.settings)
+            own = figures_energy(case, fig, prepared.accuracy, limits)
+            vs = compare_with_dense(own, dense)
+    return case_row_of(ctx, case, prepared, inputs, fig, started, vs, extra=extra)
+
+
+def free_memory() -> None:
+    """Give memory back after a case ran out of it, so the next case can run."""
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
+def failure_row(run_id: str, case: Case, exc: BaseException, started: str) -> dict[str, Any]:
+    """The cases.csv row of a case that raised (out of memory said so, memory given back)."""
+    reason = error_text(exc)
+    if is_out_of_memory(exc):
+        reason = f"out of memory: {reason}"
+        free_memory()
+    return failed_case_row(run_id, case, "failed", reason, started)

@@ -44,7 +44,8 @@ class RunOptions:
 
 
 def parse_shard(text: str) -> tuple[int, int]:
-    """`I/N` -> (I, N) with 0 <= I < N (Slurm: --shard $SLURM_ARRAY_TASK_ID/$N)."""
+    """`I/N` -> (I, N) with 0 <= I < N (Slurm: --shard $SLURM_ARRAY_TASK_ID/$N): every
+    N-th group of cases from I (`shard_cases`)."""
     try:
         index, count = (int(part) for part in text.split("/"))
     except ValueError:
@@ -55,8 +56,11 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def shard_cases(cases: list[Case], shard: tuple[int, int] | None) -> list[Case]:
-    """Every N-th case starting at I."""
+    """The cases of every N-th group starting at I (groups in the suite's order): a group
+    is measured in rounds and compared with its dense case, so it is never split."""
     if shard is None:
         return list(cases)
     index, count = shard
-    return [c for k, c in enumerate(cases) if k % count == index]
+    order = list(dict.fromkeys(c.group for c in cases))
+    mine = {g for k, g in enumerate(order) if k % count == index}
+    return [c for c in cases if c.group in mine]

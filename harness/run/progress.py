@@ -1,10 +1,11 @@
-"""What a run shows while it works: one bar over the cases, the exact case and what it is
-doing, and an ETA that counts preparation (training, fine-tuning) as well as measuring.
+"""What a run shows while it works: one bar over the windows to measure, the exact case
+and what it is doing (preparing, round 3/5), and an ETA that counts preparation
+(training, fine-tuning) as well as measuring.
 
-The ETA is remaining epochs x seconds per epoch + remaining cases x seconds of measuring
-per case, each the mean of the last few. Epochs to run come from the model cache
+The ETA is remaining epochs x seconds per epoch + remaining windows x seconds per
+window, each the mean of the last few. Epochs to run come from the model cache
 (`training_plan`: what is not cached yet); seconds per epoch and per case are learned
-as the run goes (a prior from the suite's windows until the first case is measured).
+as the run goes (a prior from the suite's windows until the first window is measured).
 Until the first epoch of a run that must train has ended, the ETA is unknown and says
 so.
 """
@@ -43,14 +44,14 @@ def _recent_mean(values: list[float], default: float) -> float:
 
 @dataclass
 class Eta:
-    """Remaining seconds of a run: epochs of training left and cases left to measure.
+    """Remaining seconds of a run: epochs of training left and windows left to measure.
 
-    `measure_prior_s`: seconds of measuring per case until one has been timed. Times are
-    given by the caller (`now`), so the model is exact to test.
+    `measure_prior_s`: seconds per window until one has been timed. Times are given by
+    the caller (`now`), so the model is exact to test.
     """
 
     epochs_left: int
-    cases_left: int
+    windows_left: int
     measure_prior_s: float
     epoch_s: list[float] = field(default_factory=list)
     measure_s: list[float] = field(default_factory=list)
@@ -60,21 +61,22 @@ class Eta:
         self.epoch_s.append(seconds)
         self.epochs_left = max(0, self.epochs_left - 1)
 
-    def case_done(self, now: float) -> None:
+    def window_done(self, now: float, count: int = 1) -> None:
+        """`count` windows have ended (a torchrun case reports its windows at once)."""
         if self.measuring_since is not None:
-            self.measure_s.append(now - self.measuring_since)
+            self.measure_s.append((now - self.measuring_since) / count)
         self.measuring_since = None
-        self.cases_left = max(0, self.cases_left - 1)
+        self.windows_left = max(0, self.windows_left - count)
 
     def remaining_s(self, now: float) -> float | None:
         """Seconds left, or None while an epoch is to run and none has been timed. Rates
-        are the mean of the last RECENT epochs and cases: the first ones are slower."""
+        are the mean of the last RECENT epochs and windows: the first ones are slower."""
         if self.epochs_left and not self.epoch_s:
             return None
         per_epoch = _recent_mean(self.epoch_s, 0.0)
-        per_case = _recent_mean(self.measure_s, self.measure_prior_s)
+        per_window = _recent_mean(self.measure_s, self.measure_prior_s)
         spent = now - self.measuring_since if self.measuring_since is not None else 0.0
-        return self.epochs_left * per_epoch + max(0.0, self.cases_left * per_case - spent)
+        return self.epochs_left * per_epoch + max(0.0, self.windows_left * per_window - spent)
 
 
 def eta_text(seconds: float | None) -> str:
@@ -138,7 +140,7 @@ class RunProgress(CaseProgress):
             console=console,
             transient=True,
         )
-        self.task = self.progress.add_task("", total=eta.cases_left)
+        self.task = self.progress.add_task("", total=eta.windows_left)
         self.case_label = ""
         self.last_mark = clock()
 
@@ -172,6 +174,20 @@ class RunProgress(CaseProgress):
         self.eta.measuring_since = self.clock()
         self.phase("measuring")
 
-    def case_done(self) -> None:
-        self.eta.case_done(self.clock())
-        self.progress.advance(self.task)
+    def window(self, case: Case, round_no: int) -> None:
+        self.case_label = case.case_id
+        self.eta.measuring_since = self.clock()
+        self.phase(f"round {round_no + 1}")
+
+    def window_done(self, count: int = 1) -> None:
+        self.eta.window_done(self.clock(), count)
+        self.progress.advance(self.task, count)
+
+    def add_windows(self, count: int) -> None:
+        self.eta.windows_left += count
+        self.progress.update(self.task, total=(self.progress.tasks[0].total or 0) + count)
+
+    def skip_windows(self, count: int) -> None:
+        """A case that will not be measured: its windows leave the plan."""
+        self.eta.windows_left = max(0, self.eta.windows_left - count)
+        self.progress.update(self.task, total=max(0, (self.progress.tasks[0].total or 0) - count))

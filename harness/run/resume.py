@@ -1,25 +1,25 @@
 """Resuming a run: its saved suite and options, its damage, what is left to do.
 
 A resumed run continues exactly as it was started (suite.toml and run.json of the run
-directory). A row cut off mid-write is set aside first; rows of a case that has no
-cases.csv row yet are dropped and the case runs again. A damaged file is one line that
+directory). A row cut off mid-write is set aside first; of the cases that have no
+cases.csv row yet, the rounds measured whole are kept and a round measured in part is
+dropped and measured again. A damaged file is one line that
 names it and how to recover.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.errors import EnergyHarnessError, output_error
+from harness.errors import EnergyHarnessError
 from harness.rows.columns import MEASUREMENT_COLUMNS
-from harness.rows.csvfile import CsvAppender, read_rows, set_aside_torn_row
+from harness.rows.csvfile import read_rows, rewrite_csv, set_aside_torn_row
 from harness.rows.rundir import RUN_CSVS
 from harness.run.options import RunOptions, shard_cases
+from harness.run.rounds import incomplete_round_rows
 from harness.spec.case import Case
 from harness.spec.suite import Suite, parse_suite
 
@@ -27,26 +27,16 @@ Say = Callable[[str], None]
 
 
 def drop_unfinished_rows(run_dir: Path, finished: set[str]) -> int:
-    """Rewrite measurements.csv without rows of cases that have no case row yet."""
+    """Rewrite measurements.csv without the rows of unfinished cases that no complete
+    round holds (`harness.run.rounds.incomplete_round_rows`): a round measured in part is
+    measured again, whole rounds are kept. Returns how many rows were dropped."""
     path = run_dir / "measurements.csv"
     rows = read_rows(path)
-    keep = [r for r in rows if r["case_id"] in finished]
-    if len(keep) == len(rows):
+    drop = incomplete_round_rows([r for r in rows if r["case_id"] not in finished])
+    if not drop:
         return 0
-    tmp = path.with_suffix(".csv.tmp")
-    try:
-        tmp.unlink(missing_ok=True)
-        appender = CsvAppender(tmp, MEASUREMENT_COLUMNS)
-        appender.append_many(keep)
-        appender.close()
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise output_error(path, exc) from None
-        raise
-    return len(rows) - len(keep)
+    rewrite_csv(path, MEASUREMENT_COLUMNS, [r for r in rows if id(r) not in drop])
+    return len(drop)
 
 
 def load_resume(run_dir: Path) -> tuple[Suite, RunOptions, dict[str, Any]]:
@@ -101,6 +91,6 @@ def pending_cases(run_dir: Path, suite: Suite, options: RunOptions, say: Say) ->
     dropped = drop_unfinished_rows(run_dir, finished)
     say(
         f"resuming {run_dir}: {len(finished)} cases done, {len(todo)} to go"
-        + (f" ({dropped} rows of an interrupted case dropped)" if dropped else "")
+        + (f" ({dropped} rows of rounds measured in part dropped)" if dropped else "")
     )
     return todo

@@ -9,8 +9,6 @@ error and the suite goes on. `--shard I/N` runs the cases whose index is I modul
 from __future__ import annotations
 
 import contextlib
-import gc
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +17,7 @@ from typing import Any
 
 from rich.console import Console
 
-from harness.errors import EnergyHarnessError, OutputError, error_text, is_out_of_memory
+from harness.errors import EnergyHarnessError, OutputError
 from harness.measure.clock import utc_now_iso
 from harness.measure.environment import environment_record
 from harness.measure.meter import EnergyMeter
@@ -32,11 +30,13 @@ from harness.rows.cases import failed_case_row
 from harness.rows.columns import CASE_COLUMNS, MEASUREMENT_COLUMNS
 from harness.rows.csvfile import CsvAppender, write_atomic, write_json
 from harness.rows.rundir import create_run_dir, locked_run_dir
-from harness.run.case import CaseContext, run_case
+from harness.run.case import CaseContext, failure_row
 from harness.run.ddp.case import run_ddp_case
+from harness.run.group import run_group
 from harness.run.options import RunOptions, shard_cases
 from harness.run.progress import Eta, RunProgress, planned_epochs
 from harness.run.resume import check_resumable, load_resume, pending_cases
+from harness.run.rounds import WARMUP_S
 from harness.spec.case import Case
 from harness.spec.suite import Suite
 from harness.spec.variants import VariantUnsupported
@@ -302,38 +302,29 @@ def _run_all(
             _warn(console, f"the power timeline stopped: {timeline.sink_error}")
 
 
-def free_memory() -> None:
-    """Give memory back after a case ran out of it, so the next case can run."""
-    gc.collect()
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_initialized():
-        torch.cuda.empty_cache()
+def _groups(todo: list[Case]) -> list[list[Case]]:
+    """The cases in groups measured together (`Case.group`), in the suite's order; a
+    `ddp-training` case is a group of its own (each is one torchrun job)."""
+    groups: dict[Any, list[Case]] = {}
+    for case in todo:
+        key = case.case_id if case.mode == "ddp-training" else case.group
+        groups.setdefault(key, []).append(case)
+    return list(groups.values())
 
 
-def run_one(ctx: CaseContext, case: Case) -> dict[str, Any]:
-    """Measure one case (single-process or distributed); its cases.csv row. Raises."""
-    check_device(case.device)
-    check_precision_supported(case.precision, case.device, case.variant)
-    if case.mode == "ddp-training":
-        return run_ddp_case(ctx, case)
-    return run_case(ctx, case)
-
-
-def _case_row_or_failure(ctx: CaseContext, case: Case) -> dict[str, Any]:
-    """The case's row; a skipped or failed case gives a row with its reason."""
+def _ddp_row(ctx: CaseContext, case: Case) -> dict[str, Any]:
+    """A `ddp-training` case's row; a skipped or failed case gives a row with its reason."""
     started = utc_now_iso()
     try:
-        return run_one(ctx, case)
+        check_device(case.device)
+        check_precision_supported(case.precision, case.device, case.variant)
+        return run_ddp_case(ctx, case)
     except (VariantUnsupported, DeviceUnavailable, PrecisionUnsupported) as exc:
         return failed_case_row(ctx.run_id, case, "skipped", str(exc), started)
     except (KeyboardInterrupt, SystemExit, OutputError):
         raise  # a file the run cannot write stops the run; it is not the case's failure
     except Exception as exc:  # a failing case is recorded; the suite goes on
-        reason = error_text(exc)
-        if is_out_of_memory(exc):
-            reason = f"out of memory: {reason}"
-            free_memory()
-        return failed_case_row(ctx.run_id, case, "failed", reason, started)
+        return failure_row(ctx.run_id, case, exc, started)
 
 
 def _run_cases(
@@ -343,17 +334,28 @@ def _run_cases(
     console: Console,
     on_case_done: CaseDone | None,
 ) -> None:
-    """Every case in turn under the progress bar; a case that did not finish says why."""
+    """Every group in turn under the progress bar; a case that did not finish says why."""
     s = ctx.suite.settings
-    eta = Eta(planned_epochs(ctx, todo), len(todo), (s.repetitions + 2) * ctx.min_window_s)
+    windows = len(todo) * s.repetitions
+    eta = Eta(planned_epochs(ctx, todo), windows, 2 * WARMUP_S + 1.25 * ctx.min_window_s)
     with RunProgress(console, eta) as progress:
         ctx.log, ctx.progress = progress.say, progress
-        for case in todo:
-            progress.start_case(case)
-            row = _case_row_or_failure(ctx, case)
+
+        def on_row(case: Case, row: dict[str, Any]) -> None:
             cases_csv.append(row)
             if row["status"] != "ok":
                 progress.say(f"{case.case_id}: {row['status']}: {row['error']}")
+                progress.skip_windows(s.repetitions)
             if on_case_done is not None:
                 on_case_done(case, row)
-            progress.case_done()
+
+        for group in _groups(todo):
+            if group[0].mode == "ddp-training":
+                progress.start_case(group[0])
+                progress.measuring()
+                row = _ddp_row(ctx, group[0])
+                if row["status"] == "ok":
+                    progress.window_done(s.repetitions)
+                on_row(group[0], row)
+            else:
+                run_group(ctx, group, on_row)

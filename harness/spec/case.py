@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harness.spec.variants import variant_label
+from harness.spec.variants import CONTROL_LABEL, variant_label
+
+GROUP_FIELDS = ("model", "dataset", "mode", "batch_size", "device", "precision")
+GroupKey = tuple[str, ...]
+
+
+def group_key(row: Mapping[str, Any]) -> GroupKey:
+    """What a case shares with the dense case it is compared with (its group): model,
+    dataset, mode, batch size, device and precision, as text (a CSV row or a Case's
+    columns alike)."""
+    return tuple(str(row.get(name) or "") for name in GROUP_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -21,15 +32,22 @@ class Case:
     device: str
     model_options: tuple[tuple[str, Any], ...] = ()
     precision: str = "fp32"  # the suite's precision (not part of case_id: runs compare)
+    control: bool = False  # the A/A control: the dense model measured a second time
 
     @property
     def variant_label(self) -> str:
-        """`magnitude[sparsity=0.9]`: the variant with the parameters the suite gave it."""
-        return variant_label(self.variant, self.variant_params)
+        """`magnitude[sparsity=0.9]`: the variant with the parameters the suite gave it;
+        `dense (control)` for the A/A control."""
+        return CONTROL_LABEL if self.control else variant_label(self.variant, self.variant_params)
 
     @property
     def case_id(self) -> str:
         return f"{self.model}/{self.variant_label}/{self.mode}/bs{self.batch_size}/{self.device}"
+
+    @property
+    def group(self) -> GroupKey:
+        """The case's group (`group_key`): the cases measured together in rounds."""
+        return group_key({**self.columns(""), "dataset": self.dataset})
 
     def columns(self, run_id: str) -> dict[str, Any]:
         """The columns that name this case, and its precision, in measurements.csv and

@@ -44,7 +44,14 @@ class SuiteSettings:
     nnodes: int = 1
     precision: str = DEFAULT_PRECISION  # fp32 | tf32 | bf16 | fp16 (harness.spec.precision)
     stable_max_cv_pct: float = 10.0  # above: unstable (spread of energy per sample)
-    stable_max_other_cpu_pct: float = 25.0  # above, in any window: unstable (busy machine)
+    stable_max_other_cpu_pct: float = 25.0  # above, in a window: disturbed (busy machine)
+    processes: int = 0  # fresh processes the rounds of a group are spread over; 0: one per round
+    control: bool = True  # dense measured twice per group: the A/A control (noise floor)
+
+    @property
+    def process_count(self) -> int:
+        """Worker processes per group: `processes`, or one per round when it is 0."""
+        return self.processes or self.repetitions
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (tuples as lists), for run records."""
@@ -82,6 +89,7 @@ _NOT_NEGATIVE = (
     "timeline_hz",
     "train_epochs",
     "finetune_epochs",
+    "processes",
 )
 
 
@@ -156,6 +164,13 @@ def check_settings(source: str, raw: dict[str, Any]) -> SuiteSettings:
             source,
             "suite.stable_max_other_cpu_pct",
             f"a percentage of the CPUs, at most 100, got {settings.stable_max_other_cpu_pct!r}",
+        )
+    if settings.processes > settings.repetitions:
+        raise fail(
+            source,
+            "suite.processes",
+            f"at most `repetitions` ({settings.repetitions}): each process runs whole "
+            f"rounds (0: one process per round), got {settings.processes!r}",
         )
     if settings.peer not in (None, "codecarbon"):
         raise fail(source, "suite.peer", f"allowed: codecarbon, got {settings.peer!r}")

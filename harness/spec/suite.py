@@ -19,6 +19,7 @@ Keys under [[models]] (dataset, batch_sizes, modes, devices) override the [suite
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,7 @@ from harness.spec.settings import (
     fail,
     unknown_keys,
 )
-from harness.spec.variants import VARIANTS, resolve_variant
+from harness.spec.variants import DENSE, VARIANTS, resolve_variant
 
 try:
     import tomllib
@@ -142,6 +143,20 @@ def _model_cases(source: str, i: int, entry: Any, settings: SuiteSettings) -> li
     ]
 
 
+def with_controls(cases: list[Case]) -> list[Case]:
+    """The cases with an A/A control after each single-process dense case that has a
+    variant to compare: the dense model measured again in the same rounds, whose
+    difference from dense is the noise floor of its group. `ddp-training` cases get none
+    (each is a torchrun job of its own)."""
+    compared = {c.group for c in cases if c.variant != DENSE}
+    out = []
+    for case in cases:
+        out.append(case)
+        if case.variant == DENSE and case.mode != "ddp-training" and case.group in compared:
+            out.append(dataclasses.replace(case, control=True))
+    return out
+
+
 def parse_suite(text: str, source: str) -> Suite:
     """Parse and validate suite TOML text; `source` names it in error messages."""
     try:
@@ -155,6 +170,8 @@ def parse_suite(text: str, source: str) -> Suite:
     if not isinstance(models, list) or not models:
         raise fail(source, "models", "the suite needs at least one [[models]] table")
     cases = [c for i, entry in enumerate(models) for c in _model_cases(source, i, entry, settings)]
+    if settings.control:
+        cases = with_controls(cases)
     ids = [c.case_id for c in cases]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:

@@ -121,6 +121,9 @@ def _check_ranges(name: str, p: Mapping[str, Any]) -> None:
         raise bad("fine_tune_lr", ">= 0 (0: the training learning rate)")
 
 
+CONTROL_LABEL = "dense (control)"  # the A/A control's variant column: dense, measured again
+
+
 def variant_label(name: str, params: Mapping[str, Any] | tuple[tuple[str, Any], ...]) -> str:
     """`magnitude[sparsity=0.9]`: the variant and the parameters a suite gave it."""
     items = params.items() if isinstance(params, Mapping) else params

@@ -49,18 +49,31 @@ def calibrate_iterations(
             f"calibration needs margin >= 1 and 1 <= min_iterations <= max_iterations "
             f"(got margin {margin}, {min_iterations}..{max_iterations})"
         )
-    start_s = clock()
-    for _ in range(max(warmup_iterations, 0)):
-        run_iterations(step, 1)
-    sync()
-    while clock() - start_s < warmup_s:
-        run_iterations(step, 1)
-        sync()
+    warm_up(step, warmup_iterations, warmup_s, sync=sync, clock=clock)
     target_s = min_window_s * margin
     probe_s = max(0.25 * target_s, 0.02)
     per_iteration_s = _time_per_iteration(step, target_s, probe_s, max_iterations, sync, clock)
     needed = math.ceil(target_s / per_iteration_s) if per_iteration_s > 0 else max_iterations
     return max(min_iterations, min(max_iterations, needed))
+
+
+def warm_up(
+    step: Step,
+    iterations: int,
+    min_s: float,
+    *,
+    sync: Callable[[], None] = sync_cuda,
+    clock: Callable[[], float] = time.perf_counter,
+) -> None:
+    """Run `step` `iterations` times and for at least `min_s` seconds (caches, allocator,
+    clocks), outside any window."""
+    start_s = clock()
+    for _ in range(max(iterations, 0)):
+        run_iterations(step, 1)
+    sync()
+    while clock() - start_s < min_s:
+        run_iterations(step, 1)
+        sync()
 
 
 def _time_per_iteration(

@@ -23,7 +23,7 @@ batch_sizes = [32]
 name = "lenet5"
 variants = ["dense", { name = "magnitude", sparsity = 0.9 }, "int8-dynamic", "threshold"]
 """
-CASE_IDS = [c.case_id for c in parse_suite(SUITE, "s.toml").cases]  # four cases
+CASE_IDS = [c.case_id for c in parse_suite(SUITE, "s.toml").cases]  # four and a control
 
 
 def make_shard(run_dir: Path, index: int, count: int, suite: str = SUITE) -> Path:
@@ -48,7 +48,7 @@ def test_shards_merge_into_every_case_once(tmp_path):
     warnings: list[str] = []
     merged = merge_runs(shards, tmp_path / "merged", warn=warnings.append)
     assert sorted(r["case_id"] for r in read_rows(merged / "cases.csv")) == sorted(CASE_IDS)
-    assert len(read_rows(merged / "measurements.csv")) == 4
+    assert len(read_rows(merged / "measurements.csv")) == len(CASE_IDS) == 5
     assert json.loads((merged / "run.json").read_text())["run_id"] == "merged"
     assert warnings == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["merged", "s0", "s1"]
@@ -59,7 +59,7 @@ def test_an_incomplete_shard_set_is_merged_with_a_warning(tmp_path):
     warnings: list[str] = []
     merge_runs(shards, tmp_path / "merged", warn=warnings.append)
     assert warnings == [
-        f"the merged run holds 2 of the suite's 4 cases; missing: {CASE_IDS[1]}, "
+        f"the merged run holds 3 of the suite's 5 cases; missing: {CASE_IDS[1]}, "
         f"{CASE_IDS[3]} (a shard not given, or one that did not finish: resume it, then "
         "merge again)"
     ]

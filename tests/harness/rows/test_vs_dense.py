@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -46,12 +47,17 @@ def test_the_ratio_and_its_interval_are_the_one_statistic_of_two_means():
     assert low < 0.5 < high < 1
     assert v.accuracy_pp == pytest.approx(1.0)  # (0.98 - 0.97) x 100 percentage points
     assert v.beyond_noise and "beyond noise" in v.noise_words
-    assert vs_dense_columns(v) == {
+    columns = vs_dense_columns(v)
+    assert math.isnan(columns.pop("energy_vs_dense_noise_floor_pct"))  # no control
+    assert columns == {
         "energy_vs_dense_ratio": v.energy_ratio,
         "energy_vs_dense_ratio_ci95_low": low,
         "energy_vs_dense_ratio_ci95_high": high,
         "energy_vs_dense_beyond_noise": True,
         "accuracy_vs_dense_pp": v.accuracy_pp,
+        "energy_vs_dense_method": "unpaired",  # no rounds: mean / mean
+        "energy_vs_dense_pairs": None,
+        "energy_vs_dense_not_judged": "",
     }
 
 
@@ -146,3 +152,80 @@ def test_a_group_without_dense_says_so():
     (g,) = h.groups
     assert g.best is None and g.note == "no finished dense case in this group to compare with"
     assert estimate_error_summary([]).n == 0
+
+
+def in_rounds(variant: str, per_round_j: list[float], disturbed: int = 0, group=GROUP, **kw):
+    """A case measured in rounds 0, 1, ... (the first `disturbed` rounds left out)."""
+    rounds = tuple(str(r) for r in range(len(per_round_j)))[disturbed:]
+    return CaseEnergy(
+        case_id=f"{variant}/{group[2]}",
+        group=group,
+        variant=variant,
+        values_j_per_sample=tuple(per_round_j[disturbed:]),
+        accuracy=kw.pop("accuracy", 0.97),
+        source="model",
+        rounds=rounds,
+        windows=len(per_round_j),
+        disturbed=disturbed,
+        **kw,
+    )
+
+
+def test_the_paired_ratio_is_the_geometric_mean_of_per_round_ratios_by_hand():
+    # the machine drifts by 30 % over the rounds; each round's ratio is about 0.5
+    dense = in_rounds("dense", [1.0, 1.1, 1.3, 1.2, 1.0])
+    pruned = in_rounds("structured", [0.5, 0.56, 0.64, 0.6, 0.51])
+    v = compare_with_dense(pruned, dense)
+    ratios = [0.5, 0.56 / 1.1, 0.64 / 1.3, 0.5, 0.51]
+    logs = [math.log(r) for r in ratios]
+    mean = sum(logs) / 5
+    sd = math.sqrt(sum((x - mean) ** 2 for x in logs) / 4)
+    half = 2.7764451051977987 * sd / math.sqrt(5)  # t(0.975, 4 df)
+    assert v.method == "paired" and v.pairs == 5
+    assert v.energy_ratio == pytest.approx(math.exp(mean))
+    assert v.ratio_ci95_low == pytest.approx(math.exp(mean - half))
+    assert v.ratio_ci95_high == pytest.approx(math.exp(mean + half))
+    # the drift that the rounds share is gone from the paired interval, not the unpaired
+    unpaired = ratio_ci95_log_delta(list(dense.values_j_per_sample), list(pruned.values_j_per_sample))
+    assert v.ratio_ci95_high - v.ratio_ci95_low < (unpaired[1] - unpaired[0]) / 3
+    assert v.beyond_noise
+
+
+def test_only_rounds_where_both_were_usable_are_paired():
+    dense = in_rounds("dense", [1.0, 9.0, 1.0, 1.0, 1.0], disturbed=2)  # rounds 0, 1 left out
+    v = compare_with_dense(in_rounds("magnitude", [0.8, 0.8, 0.8, 0.81, 0.79]), dense)
+    assert v.pairs == 3 and v.energy_ratio == pytest.approx(0.8, rel=0.01)
+    assert v.not_judged == ""
+
+
+def test_too_few_undisturbed_rounds_are_not_judged_and_say_why_and_what_to_do():
+    dense = in_rounds("dense", [1.0, 1.0, 1.0, 1.01, 0.99], disturbed=3)
+    v = compare_with_dense(in_rounds("magnitude", [0.5, 0.5, 0.5, 0.5, 0.51]), dense)
+    assert v.excludes_no_change and not v.beyond_noise
+    assert v.noise_words == (
+        "not judged: only 2 rounds measured both undisturbed (at least 3 needed): dense was "
+        "disturbed in 3 of 5 windows; run again on a quieter machine or with more `repetitions`"
+    )
+
+
+def test_a_case_whose_every_window_was_disturbed_is_not_judged():
+    dense = in_rounds("dense", [1.0, 1.0, 1.01, 0.99])
+    spoilt = dataclasses.replace(in_rounds("magnitude", [0.5, 0.5, 0.51, 0.5]), disturbed=4)
+    v = compare_with_dense(spoilt, dense)
+    assert v.not_judged.startswith("the variant was disturbed in 4 of 4 windows")
+
+
+def test_the_a_a_control_is_the_noise_floor_of_its_group():
+    dense = in_rounds("dense", [1.0, 1.02, 0.98, 1.01, 0.99])
+    control = in_rounds("dense (control)", [1.03, 1.05, 1.0, 1.05, 1.02])  # about +3 %
+    small = in_rounds("magnitude", [0.975, 0.995, 0.955, 0.985, 0.965])  # -2.5 %, tight
+    large = in_rounds("structured", [0.6, 0.61, 0.59, 0.6, 0.6])
+    vs = vs_dense_all([dense, control, small, large])
+    floor = vs[control.case_id]
+    assert floor.excludes_no_change  # an A/A difference this run could not explain
+    assert math.isnan(floor.noise_floor_pct)  # the control is not judged by itself
+    assert vs[small.case_id].noise_floor_pct == pytest.approx(floor.floor_pct)
+    assert vs[small.case_id].excludes_no_change and not vs[small.case_id].beyond_noise
+    assert vs[small.case_id].noise_words.startswith("within noise: the A/A control differs")
+    assert vs[large.case_id].beyond_noise
+    assert "A/A control" in vs[large.case_id].noise_words

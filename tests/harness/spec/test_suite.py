@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from harness.errors import EnergyHarnessError
@@ -21,10 +23,35 @@ variants = ["dense", { name = "magnitude", sparsity = 0.9 }]
 
 def test_cases_are_the_product_of_models_variants_modes_and_batch_sizes():
     suite = parse_suite(GOOD, "good.toml")
-    assert len(suite.cases) == 2 * 2 * 2
-    ids = {c.case_id for c in suite.cases}
+    # 2 variants x 2 modes x 2 batch sizes, and an A/A control beside each dense case
+    assert len(suite.cases) == 2 * 2 * 2 + 4
+    ids = [c.case_id for c in suite.cases]
     assert "lenet5/magnitude[sparsity=0.9]/training/bs16/cpu" in ids
+    dense = ids.index("lenet5/dense/inference/bs8/cpu")
+    assert ids[dense + 1] == "lenet5/dense (control)/inference/bs8/cpu"
+    control = suite.cases[dense + 1]
+    assert control.control and control.variant == "dense" and control.group == suite.cases[dense].group
     assert suite.settings.repetitions == 2 and suite.settings.idle_baseline_s == 3.0
+
+
+def test_the_control_is_left_out_when_asked_or_when_there_is_nothing_to_compare():
+    off = parse_suite(GOOD.replace("[suite]", "[suite]\ncontrol = false"), "off.toml")
+    assert not any(c.control for c in off.cases) and len(off.cases) == 8
+    alone = parse_suite(GOOD.replace(', { name = "magnitude", sparsity = 0.9 }', ""), "d.toml")
+    assert [c.variant_label for c in alone.cases] == ["dense"] * 4  # no variant: no control
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("processes = 3", "suite.processes: at most `repetitions` (2)"),
+        ("processes = -1", "suite.processes: must be >= 0"),
+        ("control = 1", "suite.control: expected true or false"),
+    ],
+)
+def test_round_settings_are_checked(line, message):
+    with pytest.raises(EnergyHarnessError, match=re.escape(message)):
+        parse_suite(GOOD.replace("[suite]", f"[suite]\n{line}"), "bad.toml")
 
 
 def test_bundled_suites_parse():
