@@ -50,18 +50,25 @@ def compare_command(
     run_b: Annotated[Path, typer.Argument(help="The run to compare with it (B).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array.")] = False,
 ) -> None:
-    """Per-case ratio B/A of measured energy per sample, with a 95% CI and Welch's p.
+    """Per-case ratio B/A of measured energy per sample, with a 95% CI and Welch's p over
+    the worker processes of each run.
 
     `*` marks a significant change: p < 0.05 after Holm's correction for the number of
-    cases compared, in a case neither run marks unstable. The CI is the delta method on
-    log(B/A). Each side's source (measured or MODELLED) is shown beside the ratio.
+    cases tested, in a case neither run marks unstable. The unit is the process (each
+    starts in its own machine state), so two runs of one suite are not called different
+    for what their windows share. A case measured in one process on a side gets the
+    smallest change it could detect instead of a p-value. Each side's source (measured or
+    MODELLED) is shown beside the ratio; runs that differ in precision, probes, machine
+    or suite say so first.
     """
-    from harness.report.compare import compare_runs
+    from harness.report.compare import compare_runs, run_differences
 
     rows = compare_runs(run_a, run_b)
     if as_json:
         print(json.dumps([r.to_dict() for r in rows]))
         return
+    for difference in run_differences(run_a, run_b):
+        _line(f"note: {difference}")
     console.print(compare_table(rows, run_a, run_b))
     labels = short_case_labels(r.case_id for r in rows)
     for r in rows:
@@ -89,8 +96,8 @@ def compare_table(rows: list[CaseComparison], run_a: Path, run_b: Path) -> Table
     sides = f"A {source_label(shared[0])}, B {source_label(shared[1])}; " if shared else ""
     table = compact_table(
         f"energy per sample, B / A\nA = {run_a}\nB = {run_b}",
-        f"{sides}* = p < {ALPHA} (Welch's t-test, Holm-adjusted for {tested} cases) in a "
-        f"case stable in both runs; 95% CI: {CI_METHOD}",
+        f"{sides}n = processes; * = p < {ALPHA} (Welch's t-test on process means, "
+        f"Holm-adjusted for {tested} cases) in a case stable in both runs; 95% CI: {CI_METHOD}",
     )
     table.add_column("case", overflow="fold")
     for column in ("A (n)", "B (n)", "B/A [95% CI]", "p Holm", ""):

@@ -14,6 +14,14 @@ from harness.errors import EnergyHarnessError
 from harness.report.terminal import print_run_summary
 
 console = Console(emoji=False)
+NOTHING_MEASURED = 3  # exit code of a run in which no case finished
+
+
+def finished_cases(run_dir: Path) -> int:
+    """How many cases of the run finished (status ok in cases.csv)."""
+    from harness.rows.csvfile import read_rows
+
+    return sum(r.get("status") == "ok" for r in read_rows(run_dir / "cases.csv"))
 
 
 def print_summary(run_dir: Path) -> None:
@@ -133,6 +141,14 @@ def run_command(
 
         console.print(f"report: {write_report(run_dir)}", markup=False)
     console.print(str(run_dir), markup=False, highlight=False)
+    if not finished_cases(run_dir):
+        err_console.print(
+            f"no case finished: every case of {run_dir} failed or was skipped (reasons above)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(NOTHING_MEASURED)
 
 
 @user_errors
@@ -148,6 +164,9 @@ def merge_command(
 
     merged = merge_runs(run_dirs, output, warn=warn)
     print_summary(merged)
+    from harness.report.page import write_report
+
+    console.print(f"report: {write_report(merged)}", markup=False)
     console.print(str(merged), markup=False, highlight=False)
 
 

@@ -6,8 +6,10 @@ model) or ESTIMATED (the analytic estimate). The data is `harness.rows.headline`
 
 from __future__ import annotations
 
+import math
+
 from harness.measure.sources import is_modelled, source_label
-from harness.report.format import fmt_change, fmt_pp, short_variant
+from harness.report.format import fmt_change, short_variant
 from harness.rows.headline import GroupHeadline, Headline
 from harness.rows.vs_dense import GroupKey, group_fields
 
@@ -36,9 +38,14 @@ def group_answer(g: GroupHeadline) -> str:
     else:
         lead = f"on the front, no variant saves energy vs dense beyond noise; lowest: {name}"
     change = fmt_change(v.energy_ratio, v.ratio_ci95_low, v.ratio_ci95_high)
+    floor = (
+        f"; noise floor (the A/A control): {v.noise_floor_pct:.1f} %"
+        if math.isfinite(v.noise_floor_pct)
+        else ""
+    )
     return (
-        f"{lead}: energy per sample {change} ({source_label(v.source)}), {v.noise_words}; "
-        f"test accuracy {fmt_pp(v.accuracy_pp)}"
+        f"{lead}: energy per sample {change} ({source_label(v.source)}), {v.noise_words}"
+        f"{floor}; test accuracy {v.accuracy_words}"
     )
 
 

@@ -153,8 +153,8 @@ def _counts(cases: list[CaseView]) -> str:
 
 
 def run_notes(run_dir: Path, cases: list[CaseView]) -> list[str]:
-    """What the reader must know before the figures: missing files, unusable repetitions,
-    unstable cases."""
+    """What the reader must know before the figures: missing files, unusable and
+    disturbed windows, comparisons not judged, unstable cases."""
     notes = []
     if not (run_dir / "cases.csv").exists():
         notes.append("cases.csv is missing: accuracy, estimates and CO2 are not available.")
@@ -169,6 +169,14 @@ def run_notes(run_dir: Path, cases: list[CaseView]) -> list[str]:
                 f"{c.case_id}: {count} repetition(s) left out (an in-total reading was "
                 "invalid, or energy or samples were missing)."
             )
+        disturbed = len(c.repetitions.disturbed) if c.repetitions else 0
+        if disturbed:
+            notes.append(
+                f"{c.case_id}: {disturbed} disturbed window(s) left out and measured again "
+                "(measurements.csv: disturbed_reason)."
+            )
+        if c.vs_dense is not None and c.vs_dense.not_judged:
+            notes.append(f"{c.case_id}: not judged: {c.vs_dense.not_judged}.")
         if c.unstable_reason:
             notes.append(f"{c.case_id} is unstable: {c.unstable_reason}.")
     return notes

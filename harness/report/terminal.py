@@ -115,18 +115,24 @@ def group_table(group: GroupKey, rows: list[dict[str, str]], vs: Mapping[str, Vs
 
 
 def _accuracy_cell(row: Mapping[str, str], v: VsDense | None) -> str:
-    """`97.78 (+0.83)`: test accuracy in %, and its change vs dense in points."""
+    """`97.78 (+0.83~)`: test accuracy in %, and its change vs dense in points (`~`:
+    within noise by McNemar's test)."""
     accuracy = parse_float(row.get("accuracy"))
     if not math.isfinite(accuracy):
         return MISSING
-    return f"{accuracy * 100:.2f}" + (f" ({v.accuracy_pp:+.2f})" if v else "")
+    if v is None or v.is_control:
+        return f"{accuracy * 100:.2f}"
+    mark = "~" if v.accuracy_beyond_noise is False else ""
+    return f"{accuracy * 100:.2f} ({v.accuracy_pp:+.2f}{mark})"
 
 
 def _vs_cell(v: VsDense | None, row: Mapping[str, str]) -> str:
     if v is None:
         return "reference" if row.get("variant") == "dense" else "no dense case"
-    mark = "" if v.beyond_noise or not v.has_interval else " ~"
-    return fmt_change(v.energy_ratio, v.ratio_ci95_low, v.ratio_ci95_high) + mark
+    mark = v.mark
+    return fmt_change(v.energy_ratio, v.ratio_ci95_low, v.ratio_ci95_high) + (
+        f" {mark}" if mark else ""
+    )
 
 
 def reason_lines(cases: RunCases) -> list[str]:
@@ -147,10 +153,30 @@ def legend_line(cases: RunCases) -> str:
         r.get("measured_source") or "" for rows in cases.groups.values() for r in rows
     )
     return (
-        "acc vs dense: test accuracy change in percentage points; energy vs dense: change "
-        "of the mean energy per sample with its 95 % interval (~ = within noise or not "
-        f"judged); energy is {source_label(sources)}; est. err %: see below"
+        "acc vs dense: test accuracy change in percentage points (~ = within noise, "
+        "McNemar's test), against dense as trained: fine-tuned variants had more epochs; "
+        "energy vs dense: change of the energy per sample, paired round by round, with its "
+        "95 % interval (~ = within noise: the interval includes 0 %; ~A/A = no larger than "
+        "the A/A control's, dense measured again; not judged: why below; A/A: that "
+        f"control); energy is {source_label(sources)}; est. err %: see below"
     )
+
+
+def not_judged_lines(cases: RunCases) -> list[str]:
+    """`not judged: CASE: why; what to do`, one per comparison that is not judged, and a
+    warning where an A/A control differs from dense beyond its interval."""
+    lines = []
+    for case_id, v in cases.vs_dense.items():
+        if v.not_judged:
+            lines.append(f"not judged: {case_id}: {v.not_judged}")
+        elif v.is_control and v.excludes_no_change:
+            change = fmt_change(v.energy_ratio, v.ratio_ci95_low, v.ratio_ci95_high)
+            lines.append(
+                f"warning: {case_id}: dense measured twice differs by {change}, beyond its "
+                "interval: something other than the model (the machine, the order) moves the "
+                "figures; the verdicts of this group are doubtful: run again on a quieter machine"
+            )
+    return lines
 
 
 def stability_warnings(run_dir: Path) -> list[str]:
@@ -174,7 +200,7 @@ def print_run_summary(run_dir: Path, console: Console) -> None:
     console.print()
     line(legend_line(cases))
     line("est. err %: " + ESTIMATE_ERROR_DEFINITION)
-    for text in reason_lines(cases) + stability_warnings(run_dir):
+    for text in reason_lines(cases) + not_judged_lines(cases) + stability_warnings(run_dir):
         line(text)
     console.print()
     line("headline (vs dense: against the dense model of the same group)")

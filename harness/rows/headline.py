@@ -94,6 +94,7 @@ def _best(front: list[CaseEnergy], vs: Mapping[str, VsDense]) -> VsDense | None:
 def _group_headline(
     group: GroupKey, cases: list[CaseEnergy], vs: Mapping[str, VsDense]
 ) -> GroupHeadline:
+    cases = [c for c in cases if not c.is_control]  # the A/A control is no variant
     front = noise_aware_front(cases)
     has_dense = any(c.is_dense for c in cases)
     best = _best(front, vs)

@@ -167,13 +167,21 @@ def _merge_records(run_dirs: list[Path], work: Path, run_id: str, suite_text: st
 def _warn_missing(
     run_dirs: list[Path], suite_text: str | None, case_ids: set[str], warn: Warn
 ) -> None:
-    """Warn when the merged run lacks cases of its suite (a shard missing or unfinished)."""
+    """Warn when the merged run lacks cases of its suite (a shard missing or unfinished);
+    where the suite cannot be read here (a user model not importable), from the shard
+    numbers the runs recorded, and say that the cases could not be listed."""
+    _warn_missing_shards(run_dirs, warn)
     if suite_text is None:
         return
     try:
         expected = [c.case_id for c in parse_suite(suite_text, f"{run_dirs[0]}/suite.toml").cases]
-    except EnergyHarnessError:
-        return  # e.g. a model package not installed here: nothing to compare with
+    except EnergyHarnessError as exc:
+        warn(
+            f"cannot list the suite's cases to check that none is missing ({exc}); the merged "
+            f"run holds {len(case_ids)} cases: make the suite's models importable here "
+            "(PYTHONPATH) and merge again to check"
+        )
+        return
     missing = [c for c in expected if c not in case_ids]
     if missing:
         warn(
@@ -181,4 +189,25 @@ def _warn_missing(
             f"{len(expected)} cases; missing: {', '.join(missing[:3])}"
             + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
             + " (a shard not given, or one that did not finish: resume it, then merge again)"
+        )
+
+
+def _warn_missing_shards(run_dirs: list[Path], warn: Warn) -> None:
+    """Warn when the runs were shards I/N of a suite and some I is not among them."""
+    shards: set[tuple[int, int]] = set()
+    for run_dir in run_dirs:
+        try:
+            shard = json.loads((run_dir / "run.json").read_text())["options"]["shard"]
+            shards.add((int(shard[0]), int(shard[1])))
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            return  # not a shard, or a record that does not say: nothing to check
+    counts = {n for _, n in shards}
+    if len(counts) != 1:
+        return
+    (count,) = counts
+    absent = sorted(set(range(count)) - {i for i, _ in shards})
+    if absent:
+        warn(
+            f"shard(s) {', '.join(f'{i}/{count}' for i in absent)} of this suite are not "
+            "among the runs merged: merge them too"
         )

@@ -76,6 +76,10 @@ def _samples(total_rows: list[dict[str, str]]) -> float:
     return sum(samples_by_rank.values())
 
 
+def _whole(value: float) -> int:
+    return int(value) if math.isfinite(value) else 0
+
+
 def _total(
     total_rows: list[dict[str, str]], energies: list[float], samples: float
 ) -> RepetitionTotal:
@@ -90,7 +94,7 @@ def _total(
         energy_j=sum(energies),
         dynamic_energy_j=column_sum("dynamic_energy_j"),
         samples=int(samples),
-        iterations=int(max(parse_float(r.get("iterations")) for r in total_rows)),
+        iterations=_whole(max(parse_float(r.get("iterations")) for r in total_rows)),
         duration_s=max(parse_float(r.get("duration_s")) for r in total_rows),
         sources=frozenset(r.get("source") or "" for r in total_rows),
         idle_power_w=column_sum("idle_power_w"),

@@ -81,6 +81,7 @@ class CaseEnergy:
     windows: int = 0
     disturbed: int = 0
     accuracy_p: float = math.nan
+    accuracy_reference: str = ""
 
     @property
     def is_dense(self) -> bool:
@@ -129,6 +130,7 @@ def case_energy(row: Mapping[str, str], rep: CaseRepetitions | None) -> CaseEner
         windows=rep.windows,
         disturbed=len(rep.disturbed),
         accuracy_p=parse_float(row.get("accuracy_vs_dense_p_mcnemar")),
+        accuracy_reference=row.get("accuracy_reference") or "",
     )
 
 
@@ -172,6 +174,8 @@ class VsDense:
     pairs: int = 0
     noise_floor_pct: float = math.nan
     accuracy_p: float = math.nan
+    accuracy_reference: str = ""
+    is_control: bool = False
 
     @property
     def has_interval(self) -> bool:
@@ -206,6 +210,30 @@ class VsDense:
     def accuracy_beyond_noise(self) -> bool | None:
         """McNemar's p < 0.05 on the same test samples (None when unknown)."""
         return None if not math.isfinite(self.accuracy_p) else self.accuracy_p < ALPHA
+
+    @property
+    def mark(self) -> str:
+        """What a table shows beside the change: "" beyond noise, `~` within noise (the
+        interval includes 0 %), `~A/A` no larger than the A/A control's difference,
+        `not judged`, `A/A` for the control itself."""
+        if self.is_control:
+            return "A/A"
+        if self.not_judged:
+            return "not judged"
+        if not self.has_interval:
+            return "no CI"
+        if self.beyond_noise:
+            return ""
+        return "~A/A" if self.excludes_no_change else "~"
+
+    @property
+    def accuracy_words(self) -> str:
+        """`+0.83 pp, within noise (McNemar p = 0.41)`, with what dense's accuracy is."""
+        text = f"{self.accuracy_pp:+.2f} pp"
+        if math.isfinite(self.accuracy_p):
+            verdict = "beyond noise" if self.accuracy_beyond_noise else "within noise"
+            text += f", {verdict} (McNemar p = {self.accuracy_p:.2g})"
+        return text + (f"; {self.accuracy_reference}" if self.accuracy_reference else "")
 
     @property
     def noise_words(self) -> str:
@@ -315,6 +343,8 @@ def compare_with_dense(
         pairs=len(ratios or ()),
         noise_floor_pct=math.nan if case.is_control else noise_floor_pct,
         accuracy_p=case.accuracy_p,
+        accuracy_reference=case.accuracy_reference,
+        is_control=case.is_control,
     )
 
 

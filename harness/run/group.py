@@ -101,6 +101,8 @@ class GroupRun:
         """Mark each case's outlier windows as disturbed (in memory; `write_marks` puts
         them in the file)."""
         for case_id, rep in self.repetitions().items():
+            if rep.all_disturbed:
+                continue
             found = outlier_reasons(
                 dict(zip(rep.repetitions, rep.energy_j_per_sample, strict=True))
             )
@@ -114,12 +116,15 @@ class GroupRun:
         """case_id -> rounds it can be compared in: with dense where the group has it
         (both usable in the same round), else its own usable windows."""
         reps = self.repetitions()
-        dense = reps.get(self.dense_id or "")
-        dense_rounds = set(dense.rounds) if dense else None
+
+        def usable(case_id: str) -> set[str]:
+            rep = reps.get(case_id)
+            return set(rep.rounds) if rep is not None and not rep.all_disturbed else set()
+
+        dense_rounds = usable(self.dense_id) if self.dense_id in self.active() else None
         out = {}
         for case_id in self.active():
-            own = reps.get(case_id)
-            rounds = set(own.rounds) if own else set()
+            rounds = usable(case_id)
             paired = dense_rounds is not None and case_id != self.dense_id
             out[case_id] = len(rounds & dense_rounds) if paired else len(rounds)
         return out

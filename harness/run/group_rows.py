@@ -35,10 +35,11 @@ class Member:
 
 
 def accuracy_reference(member: Member, train_epochs: int) -> str:
-    """`dense trained 10 epochs; this model 10 + 3 fine-tuning`: what is compared."""
+    """What the accuracy is compared with: `dense trained 10 epochs, this model 3
+    fine-tuning epochs more`, or `... as many` when it had no fine-tuning."""
     fine = member.prepared.params.get("fine_tune_epochs")
-    own = f"{train_epochs} + {fine} fine-tuning" if fine else f"{train_epochs}"
-    return f"dense trained {train_epochs} epochs; this model {own}"
+    more = f"{fine} fine-tuning epochs more" if fine else "as many"
+    return f"dense trained {train_epochs} epochs, this model {more}"
 
 
 def _correct(ctx: CaseContext, member: Member) -> list[bool]:

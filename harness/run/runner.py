@@ -1,9 +1,11 @@
 """Run a suite: idle baseline, every case (prepare, estimate, measure), CSVs, summary.
 
-Rows are appended as soon as they exist. Ctrl-C keeps every finished row; `--resume`
-continues a run without repeating finished cases (a case interrupted half-way is
-measured again, its partial rows dropped). A case that raises is recorded with its
-error and the suite goes on. `--shard I/N` runs the cases whose index is I modulo N.
+Rows are appended as soon as they exist. The single-process cases of a group are
+measured together in rounds (`harness.run.group`); a `ddp-training` case as a torchrun
+job of its own. Ctrl-C keeps every finished row; `--resume` continues a run at the
+first unfinished round (a round measured in part is measured again). A case that raises
+is recorded with its error and the suite goes on. `--shard I/N` runs every N-th group
+from I.
 """
 
 from __future__ import annotations
@@ -271,15 +273,31 @@ def _say(console: Console, message: str) -> None:
     console.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
+def _devices_missing(todo: list[Case]) -> dict[str, str]:
+    """device -> why it cannot run here, for the devices of `todo` that cannot."""
+    missing = {}
+    for device in dict.fromkeys(c.device for c in todo):
+        try:
+            check_device(device)
+        except DeviceUnavailable as exc:
+            missing[device] = str(exc)
+    return missing
+
+
 def _run_all(
     ctx: CaseContext, session: _Session, todo: list[Case], on_case_done: CaseDone | None
 ) -> None:
-    """Idle baseline and every case, with the power timeline around them.
+    """Idle baseline and every case, with the power timeline around them. A run none of
+    whose cases can run here says so in one line first, and measures no idle power.
 
     Closing files never raises, so the first error is the one that propagates; a
     timeline that could not be written is said in one line.
     """
     console = session.console
+    missing = _devices_missing(todo)
+    runnable = [c for c in todo if c.device not in missing]
+    if todo and not runnable:
+        _say(console, f"none of the {len(todo)} cases can run here: {'; '.join(missing.values())}")
     cases_csv = timeline = timeline_csv = None
     try:
         cases_csv = CsvAppender(session.run_dir / "cases.csv", CASE_COLUMNS)
@@ -288,9 +306,10 @@ def _run_all(
             if timeline is not None:
                 timeline.start()
             try:
-                if ctx.suite.settings.idle_baseline_s > 0 and todo:
+                if ctx.suite.settings.idle_baseline_s > 0 and runnable:
                     _measure_idle(ctx, console)
-                _run_cases(ctx, todo, cases_csv, console, on_case_done)
+                said = set(missing.values()) if not runnable else set()
+                _run_cases(ctx, todo, cases_csv, console, said, on_case_done)
             finally:
                 if timeline is not None:
                     timeline.stop()
@@ -332,9 +351,11 @@ def _run_cases(
     todo: list[Case],
     cases_csv: CsvAppender,
     console: Console,
+    said: set[str],
     on_case_done: CaseDone | None,
 ) -> None:
-    """Every group in turn under the progress bar; a case that did not finish says why."""
+    """Every group in turn under the progress bar; a case that did not finish says why
+    (unless that reason was said already, in `said`)."""
     s = ctx.suite.settings
     windows = len(todo) * s.repetitions
     eta = Eta(planned_epochs(ctx, todo), windows, 2 * WARMUP_S + 1.25 * ctx.min_window_s)
@@ -344,7 +365,8 @@ def _run_cases(
         def on_row(case: Case, row: dict[str, Any]) -> None:
             cases_csv.append(row)
             if row["status"] != "ok":
-                progress.say(f"{case.case_id}: {row['status']}: {row['error']}")
+                if row["error"] not in said:
+                    progress.say(f"{case.case_id}: {row['status']}: {row['error']}")
                 progress.skip_windows(s.repetitions)
             if on_case_done is not None:
                 on_case_done(case, row)

@@ -26,10 +26,13 @@ def write_run(
     extra_rows: list[dict] | None = None,
     source: str = "counter",
     case_columns: dict[str, dict] | None = None,
+    windows_per_process: int = 1,
 ) -> Path:
     """A run whose case `c` repetition `i` uses cases[c][i] J/sample (package 70%, dram 30%).
 
-    `source`: of every row; `case_columns`: more cases.csv columns per case."""
+    `source`: of every row; `case_columns`: more cases.csv columns per case; repetitions
+    ran `windows_per_process` to a worker process (one each by default, as a suite's
+    `processes = 0` does)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     measurements = CsvAppender(run_dir / "measurements.csv", MEASUREMENT_COLUMNS)
     case_file = CsvAppender(run_dir / "cases.csv", CASE_COLUMNS)
@@ -41,6 +44,8 @@ def write_run(
                         "run_id": run_dir.name,
                         "case_id": case_id,
                         "repetition": rep,
+                        "round": rep,
+                        "process": rep // windows_per_process,
                         "probe": "rapl",
                         "domain": domain,
                         "source": source,
@@ -128,7 +133,64 @@ def test_cases_only_in_one_run_and_n1_are_reported(tmp_path):
     both = result["both"]
     assert both.ratio_b_over_a == pytest.approx(1.5)
     assert both.ratio_ci95_low is None and both.p_value is None and not both.significant
-    assert "n=1 in A" in both.note
+    assert "one process in A: its run-to-run variance is not sampled, so no p-value" in both.note
+    assert both.smallest_detectable_pct is None  # one window in A: not even that
+
+
+def test_one_process_a_side_gives_the_smallest_detectable_change_not_a_p_value(tmp_path):
+    a = write_run(tmp_path / "a", {"c": noisy(1.0)}, windows_per_process=5)
+    b = write_run(tmp_path / "b", {"c": noisy(1.5)})
+    (r,) = compare_runs(a, b)
+    assert (r.n_a, r.windows_a, r.n_b, r.windows_b) == (1, 5, 5, 5)
+    assert r.p_value is None and not r.significant and r.ratio_ci95_low is None
+    low, high = stats_ratio_ci(noisy(1.0), noisy(1.5))
+    assert r.smallest_detectable_pct == pytest.approx((math.sqrt(high / low) - 1) * 100)
+    assert f"smallest detectable change ±{r.smallest_detectable_pct:.1f} %" in r.note
+
+
+def stats_ratio_ci(a, b):
+    from harness.rows.stats import ratio_ci95_log_delta
+
+    return ratio_ci95_log_delta(a, b)
+
+
+def simulated_run(rng, processes: int, windows: int) -> list[list[float]]:
+    """One run of one case: per process a machine state of its own (3 % spread), per
+    window a small noise (0.5 %): what a real run's windows look like."""
+    states = [rng.gauss(0, 0.03) for _ in range(processes)]
+    return [[math.exp(state + rng.gauss(0, 0.005)) for _ in range(windows)] for state in states]
+
+
+def test_two_runs_from_one_distribution_are_flagged_at_the_nominal_rate_not_more():
+    import random
+
+    rng = random.Random(7)
+    by_process = by_window = 0
+    trials = 400
+    for _ in range(trials):
+        # rounds spread over processes: 3 processes of 2 windows each, tested by process
+        a, b = simulated_run(rng, 3, 2), simulated_run(rng, 3, 2)
+        means = ([sum(p) / len(p) for p in a], [sum(p) / len(p) for p in b])
+        flat = ([v for p in a for v in p], [v for p in b for v in p])
+        by_process += compare_cases(*means, windows=flat).significant
+        # five windows back to back in one process, tested by window: the old design
+        (a,), (b,) = simulated_run(rng, 1, 5), simulated_run(rng, 1, 5)
+        by_window += compare_cases(a, b).significant
+    assert by_process / trials <= 0.08  # alpha 0.05, and the noise of 400 trials
+    assert by_window / trials > 0.5  # windows of one process share its state
+
+
+def test_an_a_a_compare_of_twelve_cases_flags_none_after_holm(tmp_path):
+    import random
+
+    rng = random.Random(3)
+    runs = []
+    for name in "ab":
+        cases = {f"case-{k}": [v for p in simulated_run(rng, 5, 1) for v in p] for k in range(12)}
+        runs.append(write_run(tmp_path / name, cases))
+    result = compare_runs(*runs)
+    assert len(result) == 12 and all(r.p_value is not None for r in result)
+    assert sum(r.significant for r in result) <= 1
 
 
 def test_missing_run_dir_or_measurements_is_a_clear_error(tmp_path):

@@ -186,7 +186,9 @@ def test_the_paired_ratio_is_the_geometric_mean_of_per_round_ratios_by_hand():
     assert v.ratio_ci95_low == pytest.approx(math.exp(mean - half))
     assert v.ratio_ci95_high == pytest.approx(math.exp(mean + half))
     # the drift that the rounds share is gone from the paired interval, not the unpaired
-    unpaired = ratio_ci95_log_delta(list(dense.values_j_per_sample), list(pruned.values_j_per_sample))
+    unpaired = ratio_ci95_log_delta(
+        list(dense.values_j_per_sample), list(pruned.values_j_per_sample)
+    )
     assert v.ratio_ci95_high - v.ratio_ci95_low < (unpaired[1] - unpaired[0]) / 3
     assert v.beyond_noise
 

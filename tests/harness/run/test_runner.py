@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shutil
 import sys
@@ -123,7 +124,7 @@ def test_interrupted_run_resumes_without_repeating_cases(options, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run_suite(suite, options, out=out, on_case_done=stop_after_two)
     kept = read_rows(out / "measurements.csv")
-    assert {r["case_id"] for r in kept} <= set(seen)
+    assert len(read_rows(out / "cases.csv")) == 2  # the 2:4 case (skipped) and one more
 
     resumed: list[str] = []
     run_suite(None, RunOptions(), resume=out, on_case_done=lambda c, r: resumed.append(c.case_id))
@@ -131,17 +132,31 @@ def test_interrupted_run_resumes_without_repeating_cases(options, tmp_path):
     cases = read_rows(out / "cases.csv")
     assert sorted(r["case_id"] for r in cases) == sorted(c.case_id for c in suite.cases)
     rows = read_rows(out / "measurements.csv")
+    assert rows == kept  # its rounds were whole: the rows are written, not measured again
     keys = [(r["case_id"], r["repetition"], r["domain"]) for r in rows]
     assert len(keys) == len(set(keys))  # every row once
     assert {r["case_id"] for r in rows} == {r["case_id"] for r in cases if r["status"] == "ok"}
     statuses = {r["case_id"]: r["status"] for r in cases}
     assert statuses["lenet5/semi-structured-2:4/inference/bs32/cpu"] == "skipped"
-    # a case measured after the resume is compared with the dense case measured before it
+    # a case written after the resume is compared with dense, round by round
     by_id = {r["case_id"]: r for r in cases}
-    int8, dense = by_id["lenet5/int8-dynamic/inference/bs32/cpu"], by_id[seen[0]]
+    int8, dense = by_id["lenet5/int8-dynamic/inference/bs32/cpu"], by_id[DENSE_32]
     assert int8["case_id"] in resumed and dense["variant"] == "dense"
-    ratio = float(int8["energy_j_per_sample_mean"]) / float(dense["energy_j_per_sample_mean"])
-    assert float(int8["energy_vs_dense_ratio"]) == pytest.approx(ratio)
+    ratios = [per_round(rows, int8["case_id"])[k] / per_round(rows, DENSE_32)[k] for k in "01"]
+    geometric = math.sqrt(ratios[0] * ratios[1])
+    assert float(int8["energy_vs_dense_ratio"]) == pytest.approx(geometric)
+
+
+DENSE_32 = "lenet5/dense/inference/bs32/cpu"
+
+
+def per_round(rows: list[dict[str, str]], case_id: str) -> dict[str, float]:
+    """round -> the case's energy per sample (J) in it, from measurements.csv rows."""
+    energy: dict[str, list[float]] = {}
+    for r in rows:
+        if r["case_id"] == case_id and r["in_total"] == "true":
+            energy.setdefault(r["round"], [0.0, float(r["samples"])])[0] += float(r["energy_j"])
+    return {k: e / n for k, (e, n) in energy.items()}
 
 
 def test_failing_case_is_recorded_and_the_suite_goes_on(options, tmp_path, monkeypatch):
@@ -163,7 +178,10 @@ def test_failing_case_is_recorded_and_the_suite_goes_on(options, tmp_path, monke
 
 
 def test_shards_merge_into_the_unsharded_case_set(options, tmp_path):
-    suite = parse_suite(SMALL, "small.toml")
+    text = SMALL.replace("batch_sizes = [32]", "batch_sizes = [32, 16]").replace(
+        ', "semi-structured-2:4", "int8-dynamic"', ""
+    )
+    suite = parse_suite(text, "small.toml")
     assert parse_shard("1/2") == (1, 2)
     shards = [
         run_suite(
@@ -171,7 +189,9 @@ def test_shards_merge_into_the_unsharded_case_set(options, tmp_path):
         )
         for i in range(2)
     ]
-    assert [len(shard_cases(suite.cases, (i, 2))) for i in range(2)] == [2, 2]
+    # a group (here: a batch size) is never split: dense, its control and the variant
+    assert [len(shard_cases(suite.cases, (i, 2))) for i in range(2)] == [3, 3]
+    assert {c.batch_size for c in shard_cases(suite.cases, (1, 2))} == {16}
     merged = merge_runs(shards, tmp_path / "merged")
     ids = sorted(r["case_id"] for r in read_rows(merged / "cases.csv"))
     assert ids == sorted(c.case_id for c in suite.cases)
@@ -287,7 +307,7 @@ def test_sigterm_stops_the_cli_run_keeping_rows_and_resume_finishes(powercap, op
     assert child.returncode == 130, stderr
     assert stdout.strip().splitlines()[-1] == str(out)
     done = {r["case_id"] for r in read_rows(out / "cases.csv")}
-    assert 1 <= len(done) < 4
+    assert 1 <= len(done) < 5
     resumed = subprocess.run(
         [*base, "--resume", str(out), "--no-report"],
         capture_output=True,
@@ -297,7 +317,7 @@ def test_sigterm_stops_the_cli_run_keeping_rows_and_resume_finishes(powercap, op
     )
     assert resumed.returncode == 0, resumed.stderr
     cases = read_rows(out / "cases.csv")
-    assert len(cases) == len({r["case_id"] for r in cases}) == 4
+    assert len(cases) == len({r["case_id"] for r in cases}) == 5
 
 
 def test_cases_on_a_missing_gpu_are_skipped_with_the_reason(options, tmp_path):
@@ -308,7 +328,7 @@ def test_cases_on_a_missing_gpu_are_skipped_with_the_reason(options, tmp_path):
     text = SMALL.replace('modes = ["inference"]', 'modes = ["inference"]\ndevices = ["cuda"]')
     run_dir = run_suite(parse_suite(text, "gpu.toml"), options, out=tmp_path / "run")
     cases = read_rows(run_dir / "cases.csv")
-    assert len(cases) == 4
+    assert len(cases) == 5  # four and the control
     assert all(c["status"] == "skipped" and "no CUDA GPU" in c["error"] for c in cases)
     assert read_rows(run_dir / "measurements.csv") == []
 
@@ -478,29 +498,24 @@ def test_a_run_beside_cpu_hogs_marks_its_cases_unstable_and_says_why(powercap, o
 
 
 def test_cases_csv_holds_each_variant_against_dense(default_run):
-    from harness.rows.stats import ratio_ci95_log_delta
+    from harness.rows.stats import paired_ratio_ci95
     from harness.spec.train_config import TrainConfig
 
     cases = {r["case_id"]: r for r in read_rows(default_run / "cases.csv")}
-    per_rep: dict[str, list[float]] = {}
-    for m in read_rows(default_run / "measurements.csv"):
-        if m["in_total"] == "true":
-            key = (m["case_id"], m["repetition"])
-            per_rep.setdefault(key, [0.0, float(m["samples"])])[0] += float(m["energy_j"])
-    values: dict[str, list[float]] = {}
-    for (case_id, _), (energy, samples) in sorted(per_rep.items()):
-        values.setdefault(case_id, []).append(energy / samples)
+    rows = read_rows(default_run / "measurements.csv")
     dense = cases["lenet5/dense/training/bs64/cpu"]
     structured = cases["lenet5/structured[ratio=0.5]/training/bs64/cpu"]
-    mean = float(structured["energy_j_per_sample_mean"])
-    ratio = float(structured["energy_vs_dense_ratio"])
-    assert ratio == pytest.approx(mean / float(dense["energy_j_per_sample_mean"]))
-    low, high = ratio_ci95_log_delta(
-        values[dense["case_id"]], values[structured["case_id"]]
-    )  # the interval from the repetitions in measurements.csv
+    own, ref = per_round(rows, structured["case_id"]), per_round(rows, dense["case_id"])
+    _, low, high = paired_ratio_ci95([own[k] / ref[k] for k in sorted(own)])
+    # the interval from the rounds in measurements.csv, paired
     assert float(structured["energy_vs_dense_ratio_ci95_low"]) == pytest.approx(low)
     assert float(structured["energy_vs_dense_ratio_ci95_high"]) == pytest.approx(high)
-    beyond = (high < 1 or low > 1) and structured["stable"] == dense["stable"] == "true"
+    floor = float(structured["energy_vs_dense_noise_floor_pct"])
+    ratio = float(structured["energy_vs_dense_ratio"])
+    judged = structured["energy_vs_dense_not_judged"] == ""
+    assert not judged  # two rounds: fewer than the 3 pairs a verdict needs, and it says so
+    assert structured["energy_vs_dense_not_judged"].startswith("only 2 rounds measured both")
+    beyond = (high < 1 or low > 1) and abs(math.log(ratio)) > math.log1p(floor / 100) and judged
     assert structured["energy_vs_dense_beyond_noise"] == str(beyond).lower()
     pp = (float(structured["accuracy"]) - float(dense["accuracy"])) * 100
     assert float(structured["accuracy_vs_dense_pp"]) == pytest.approx(pp)

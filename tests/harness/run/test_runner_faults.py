@@ -122,7 +122,7 @@ def test_a_second_process_is_refused_and_sigkill_keeps_the_timeline(powercap, op
     before = snapshot(out)
     again = run_cli(powercap, options, "--resume", str(out))
     assert again.returncode == 0, again.stderr
-    assert f"{out} is finished: all 4 cases have a row in cases.csv; nothing to do" in again.stdout
+    assert f"{out} is finished: all 5 cases have a row in cases.csv; nothing to do" in again.stdout
     assert snapshot(out) == before
 
 

@@ -30,7 +30,9 @@ def test_cases_are_the_product_of_models_variants_modes_and_batch_sizes():
     dense = ids.index("lenet5/dense/inference/bs8/cpu")
     assert ids[dense + 1] == "lenet5/dense (control)/inference/bs8/cpu"
     control = suite.cases[dense + 1]
-    assert control.control and control.variant == "dense" and control.group == suite.cases[dense].group
+    assert (
+        control.control and control.variant == "dense" and control.group == suite.cases[dense].group
+    )
     assert suite.settings.repetitions == 2 and suite.settings.idle_baseline_s == 3.0
 
 
