@@ -17,11 +17,12 @@ from rich.text import Text
 
 from harness.commands.common import user_errors
 from harness.measure.sources import source_label
-from harness.report.format import fmt_si, short_case_labels
+from harness.report.format import fmt_change, fmt_si, short_case_labels
 from harness.report.terminal import compact_table
 
 if TYPE_CHECKING:
-    from harness.report.compare import CaseComparison
+    from harness.report.compare import CaseComparison, VerdictPair
+    from harness.rows.vs_dense import VsDense
 
 console = Console(emoji=False)
 
@@ -61,7 +62,7 @@ def compare_command(
     MODELLED) is shown beside the ratio; runs that differ in precision, probes, machine
     or suite say so first.
     """
-    from harness.report.compare import compare_runs, run_differences
+    from harness.report.compare import compare_runs, run_differences, verdict_pairs
 
     rows = compare_runs(run_a, run_b)
     if as_json:
@@ -70,6 +71,10 @@ def compare_command(
     for difference in run_differences(run_a, run_b):
         _line(f"note: {difference}")
     console.print(compare_table(rows, run_a, run_b))
+    pairs = verdict_pairs(run_a, run_b)
+    if pairs:
+        console.print()
+        console.print(verdict_table(pairs))
     labels = short_case_labels(r.case_id for r in rows)
     for r in rows:
         if r.note:
@@ -109,6 +114,32 @@ def compare_table(rows: list[CaseComparison], run_a: Path, run_b: Path) -> Table
         cells = _comparison_cells(r)
         table.add_row(
             Text(labels[r.case_id]), *(Text(c) for c in cells[:5]), *cells[5 : 5 + (not shared)]
+        )
+    return table
+
+
+def verdict_table(pairs: list[VerdictPair]) -> Table:
+    """Each variant vs dense in A and in B, and whether the verdict held."""
+    table = compact_table(
+        "vs dense in each run: does the verdict hold?",
+        "in B's CI: A's ratio lies in B's 95 % interval (and the other way); verdict: "
+        "beyond noise (- saves, + costs) or ~ (within noise or not judged) in A / in B",
+    )
+    table.add_column("case", overflow="fold")
+    for column in ("A [95% CI]", "B [95% CI]", "in B's CI / in A's", "verdict"):
+        table.add_column(column, justify="right", no_wrap=True)
+    labels = short_case_labels(p.case_id for p in pairs)
+
+    def verdict(v: VsDense) -> str:
+        return ("-" if v.energy_ratio < 1 else "+") if v.beyond_noise else "~"
+
+    for p in pairs:
+        table.add_row(
+            Text(labels[p.case_id]),
+            fmt_change(p.a.energy_ratio, p.a.ratio_ci95_low, p.a.ratio_ci95_high),
+            fmt_change(p.b.energy_ratio, p.b.ratio_ci95_low, p.b.ratio_ci95_high),
+            f"{'yes' if p.a_in_b else 'NO'} / {'yes' if p.b_in_a else 'NO'}",
+            f"{verdict(p.a)} / {verdict(p.b)}" + ("" if p.same_verdict else " CHANGED"),
         )
     return table
 

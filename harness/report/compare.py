@@ -36,6 +36,7 @@ from harness.rows.repetitions import CaseRepetitions, load_run_repetitions
 from harness.rows.stability import unstable_reason_of
 from harness.rows.stats import ALPHA, holm_adjust, mean_std, ratio_ci95_log_delta, welch_p_value
 from harness.rows.stats import RATIO_CI_METHOD as CI_METHOD  # noqa: F401 (re-exported)
+from harness.rows.vs_dense import VsDense, case_energies, vs_dense_all
 
 BOTH, ONLY_A, ONLY_B = "both", "only_a", "only_b"
 
@@ -205,9 +206,11 @@ def compare_runs(run_a: Path, run_b: Path, alpha: float = ALPHA) -> list[CaseCom
             left_out = reps[case_id].unusable if case_id in reps else []
             if left_out:
                 notes.append(f"{len(left_out)} unusable repetition(s) in {run} left out")
-            disturbed = reps[case_id].disturbed if case_id in reps else {}
-            if disturbed:
-                notes.append(f"{len(disturbed)} disturbed window(s) in {run} left out")
+            rep = reps.get(case_id)
+            if rep is not None and rep.all_disturbed:
+                notes.append(f"every window in {run} was disturbed: its figure comes from them")
+            elif rep is not None and rep.disturbed:
+                notes.append(f"{len(rep.disturbed)} disturbed window(s) in {run} left out")
         src_a, src_b = source(reps_a, case_id), source(reps_b, case_id)
         if src_a and src_b and src_a != src_b:
             notes.append(
@@ -306,3 +309,45 @@ def run_differences(run_a: Path, run_b: Path) -> list[str]:
     if text_a is not None and text_b is not None and text_a != text_b:
         out.append("the runs differ in suite: their suite.toml files are not the same")
     return out
+
+
+@dataclass(frozen=True)
+class VerdictPair:
+    """One variant's comparison with dense in each of two runs: does the verdict hold?
+
+    `a_in_b`: run A's ratio lies in run B's 95 % interval (and `b_in_a` the other way);
+    `same_verdict`: both beyond noise in the same direction, or both not beyond noise."""
+
+    case_id: str
+    a: VsDense
+    b: VsDense
+
+    @property
+    def a_in_b(self) -> bool:
+        return self.b.ratio_ci95_low <= self.a.energy_ratio <= self.b.ratio_ci95_high
+
+    @property
+    def b_in_a(self) -> bool:
+        return self.a.ratio_ci95_low <= self.b.energy_ratio <= self.a.ratio_ci95_high
+
+    @staticmethod
+    def _verdict(v: VsDense) -> int:
+        """-1 saves beyond noise, +1 costs more beyond noise, 0 neither."""
+        return (1 if v.energy_ratio > 1 else -1) if v.beyond_noise else 0
+
+    @property
+    def same_verdict(self) -> bool:
+        return self._verdict(self.a) == self._verdict(self.b)
+
+
+def _vs_dense_of(run_dir: Path) -> dict[str, VsDense]:
+    reps, _ = load_run_repetitions(run_dir)
+    return vs_dense_all(case_energies(read_rows(Path(run_dir) / "cases.csv"), reps))
+
+
+def verdict_pairs(run_a: Path, run_b: Path) -> list[VerdictPair]:
+    """Each variant compared with dense in both runs, in case order: whether each run's
+    ratio lies in the other's interval and the verdicts agree (a claim "beyond noise"
+    should survive a second run)."""
+    vs_a, vs_b = _vs_dense_of(run_a), _vs_dense_of(run_b)
+    return [VerdictPair(c, vs_a[c], vs_b[c]) for c in sorted(vs_a) if c in vs_b]

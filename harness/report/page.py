@@ -85,6 +85,15 @@ def _vs_cells(c: CaseView) -> tuple[str, str]:
     return change, v.noise_words.split(":")[0]
 
 
+def _accuracy_vs(c: CaseView) -> str:
+    """`+0.83 pp (within noise)`: the change vs dense and McNemar's verdict, if known."""
+    v = c.vs_dense
+    if v is None or v.is_control:
+        return ""
+    verdict = {True: " (beyond noise)", False: " (within noise)", None: ""}
+    return fmt_pp(v.accuracy_pp) + verdict[v.accuracy_beyond_noise]
+
+
 def _row(c: CaseView, like: float, shared_source: bool) -> dict[str, Any]:
     if not c.ok:
         return {
@@ -101,7 +110,7 @@ def _row(c: CaseView, like: float, shared_source: bool) -> dict[str, Any]:
         "variant": c.variant_label,
         "finished": True,
         "accuracy": f"{c.accuracy * 100:.2f} %" if math.isfinite(c.accuracy) else MISSING,
-        "accuracy_vs": fmt_pp(c.vs_dense.accuracy_pp) if c.vs_dense else "",
+        "accuracy_vs": _accuracy_vs(c),
         "removed": fmt_number(c.params_removed * 100, ".1f", " %"),
         "sparsity": "sparsity " + fmt_number(c.sparsity * 100, ".1f", " %"),
         "energy": energy,

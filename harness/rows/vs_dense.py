@@ -238,6 +238,13 @@ class VsDense:
     @property
     def noise_words(self) -> str:
         """Whether the energy difference is beyond noise, in words a reader can check."""
+        if self.is_control:
+            verdict = (
+                "beyond its interval: a warning" if self.excludes_no_change else "as it should"
+            )
+            return (
+                f"A/A control: dense measured again, its difference is the noise floor ({verdict})"
+            )
         if self.not_judged:
             return f"not judged: {self.not_judged}"
         if not self.has_interval:

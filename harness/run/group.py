@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.errors import EnergyHarnessError
 from harness.measure.clock import utc_now_iso
 from harness.prepare.cache import ModelCache
 from harness.prepare.hardware import DeviceUnavailable, check_device
@@ -65,6 +66,7 @@ class GroupRun:
     peer_j: dict[str, list[float]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)  # case_id -> error
     marked: bool = False  # an outlier was marked since the file was last written
+    broken: str = ""  # why a worker process ended early: no more rounds are run
 
     @property
     def dense_id(self) -> str | None:
@@ -229,29 +231,34 @@ def _run_plans(
         cases = [group.members[i].case for i in benches]
         iterations = {i: b.iterations for i, b in benches.items()}
         spec = worker_spec(ctx, cases, part, settings, cache, iterations)
-        for event in run_worker(
-            spec, work, on_window=lambda c, r: on_window(group.members[c].case, r)
-        ):
-            group.add(event)
-            if isinstance(event, WindowDone):
-                benches[event.case_id].iterations = event.record["iterations"]
+        try:
+            for event in run_worker(
+                spec, work, on_window=lambda c, r: on_window(group.members[c].case, r)
+            ):
+                group.add(event)
+                if isinstance(event, WindowDone):
+                    benches[event.case_id].iterations = event.record["iterations"]
+        except EnergyHarnessError as exc:  # the windows measured so far are kept
+            group.broken = str(exc)
+            ctx.log(f"warning: {exc}; the group's rows come from the rounds measured so far")
+            return
 
 
 def _remeasure_disturbed(group: GroupRun, cache: ModelCache | None, work: Path) -> None:
     """Extra rounds for the cases that lack `repetitions` usable rounds (with dense, to
     pair them), at most `repetitions` of them."""
     s = group.ctx.suite.settings
-    for _ in range(s.repetitions):
+    extra_done = len({r["round"] for r in group.rows if int(r["round"]) >= s.repetitions})
+    for _ in range(s.repetitions - extra_done):
         group.mark_outliers()
         short = [i for i, n in group.usable_rounds().items() if n < s.repetitions]
-        if not short:
+        if not short or group.broken:
             return
         dense = group.dense_id
         ids = sorted(set(short) | ({dense} if dense in group.active() else set()))
         plans = plan_rounds(ids, s.seed, group.members[ids[0]].case.group, [group.next_round()])
         group.ctx.progress.add_windows(len(ids))
         _run_plans(group, plans, cache, work)
-    group.mark_outliers()
 
 
 def _write_marks(group: GroupRun) -> None:
@@ -319,7 +326,9 @@ def run_group(ctx: CaseContext, cases: list[Case], on_row: RowDone) -> None:
         todo = [r for r in range(s.repetitions) if r not in done]
         plans = plan_rounds(list(members), s.seed, cases[0].group, todo)
         _run_plans(group, plans, cache, work)
-        _remeasure_disturbed(group, cache, work)
+        if not group.broken:
+            _remeasure_disturbed(group, cache, work)
+        group.mark_outliers()
         if group.marked:
             _write_marks(group)
         _finish(group, on_row)

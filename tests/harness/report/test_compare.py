@@ -13,7 +13,15 @@ from typer.testing import CliRunner
 
 from harness.commands.report import register
 from harness.errors import EnergyHarnessError
-from harness.report.compare import BOTH, ONLY_A, ONLY_B, compare_cases, compare_runs
+from harness.report.compare import (
+    BOTH,
+    ONLY_A,
+    ONLY_B,
+    compare_cases,
+    compare_runs,
+    run_differences,
+    verdict_pairs,
+)
 from harness.rows.columns import CASE_COLUMNS, MEASUREMENT_COLUMNS
 from harness.rows.csvfile import CsvAppender
 from harness.rows.repetitions import case_repetitions
@@ -297,3 +305,62 @@ def test_the_compare_table_reads_at_80_columns(tmp_path):
     assert f"{ratio:.3f} [" in row and row.rstrip().endswith("*")
     assert "training" in row or "training" in lines[lines.index(row) + 1]
     assert "A MODELLED, B MODELLED" in " ".join(result.stdout.split())  # said once
+
+
+def test_compare_says_when_the_runs_differ_in_precision_probes_machine_or_suite(tmp_path):
+    a = write_run(tmp_path / "a", {"c": noisy(1.0)})
+    b = write_run(tmp_path / "b", {"c": noisy(1.0)})
+    env = {"suite_settings": {"precision": "fp32"}, "probes_used": {"rapl": {}}}
+    machine = {"hostname": "n1", "cpu_model": "Xeon", "logical_cpus": 2}
+    (a / "environment.json").write_text(json.dumps({**env, **machine}))
+    (b / "environment.json").write_text(
+        json.dumps(
+            {
+                "suite_settings": {"precision": "bf16"},
+                "probes_used": {"rapl": {}, "nvml": {}},
+                **machine,
+            }
+        )
+    )
+    (a / "suite.toml").write_text("[suite]\nrepetitions = 5\n")
+    (b / "suite.toml").write_text("[suite]\nrepetitions = 3\n")
+    assert run_differences(a, b) == [
+        "the runs differ in precision: A fp32, B bf16",
+        "the runs differ in probes: A rapl, B nvml, rapl",
+        "the runs differ in suite: their suite.toml files are not the same",
+    ]
+    table = CliRunner().invoke(cli_app(), ["compare", str(a), str(b)], env={"COLUMNS": "200"})
+    assert table.stdout.startswith("note: the runs differ in precision: A fp32, B bf16\n")
+    assert run_differences(a, a) == []
+
+
+def test_each_variants_verdict_vs_dense_is_held_against_the_other_run(tmp_path):
+    group = {"model": "lenet5", "mode": "inference", "batch_size": 64, "device": "cpu"}
+    columns = {
+        "d": {**group, "variant": "dense"},
+        "m": {**group, "variant": "magnitude"},
+        "s": {**group, "variant": "structured"},
+    }
+    jitter = [0.01, -0.01, 0.0, 0.02, -0.02]  # other than dense's: the ratios spread
+
+    def spread(mean: float) -> list[float]:
+        return [d * mean * (1 + j) for d, j in zip(noisy(1.0), jitter, strict=True)]
+
+    a = write_run(
+        tmp_path / "a",
+        {"d": noisy(1.0), "m": spread(0.99), "s": spread(0.6)},
+        case_columns=columns,
+    )
+    b = write_run(
+        tmp_path / "b",
+        {"d": noisy(1.0), "m": spread(0.9), "s": spread(0.605)},
+        case_columns=columns,
+    )
+    pairs = {p.case_id: p for p in verdict_pairs(a, b)}
+    assert set(pairs) == {"m", "s"}  # every variant, paired with dense round by round
+    s, m = pairs["s"], pairs["m"]
+    assert s.a_in_b and s.b_in_a and s.same_verdict and s.a.beyond_noise
+    assert not m.a_in_b and not m.same_verdict  # -1 % within noise in A, -10 % in B
+    table = CliRunner().invoke(cli_app(), ["compare", str(a), str(b)], env={"COLUMNS": "100"})
+    *_, row = [line for line in table.stdout.splitlines() if line.startswith("m ")]
+    assert "NO / NO" in row and row.rstrip().endswith("~ / - CHANGED")

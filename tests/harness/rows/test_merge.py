@@ -59,10 +59,22 @@ def test_an_incomplete_shard_set_is_merged_with_a_warning(tmp_path):
     warnings: list[str] = []
     merge_runs(shards, tmp_path / "merged", warn=warnings.append)
     assert warnings == [
+        "shard(s) 1/4, 3/4 of this suite are not among the runs merged: merge them too",
         f"the merged run holds 3 of the suite's 5 cases; missing: {CASE_IDS[1]}, "
         f"{CASE_IDS[3]} (a shard not given, or one that did not finish: resume it, then "
-        "merge again)"
+        "merge again)",
     ]
+
+
+def test_a_suite_whose_model_cannot_be_imported_here_still_warns(tmp_path):
+    suite = SUITE.replace('name = "lenet5"', 'name = "lab_models_not_here:net"')
+    shards = [make_shard(tmp_path / f"s{i}", i, 2, suite) for i in (0,)]
+    warnings: list[str] = []
+    merged = merge_runs(shards, tmp_path / "merged", warn=warnings.append)
+    assert warnings[0] == "shard(s) 1/2 of this suite are not among the runs merged: merge them too"
+    assert warnings[1].startswith("cannot list the suite's cases to check that none is missing (")
+    assert "lab_models_not_here" in warnings[1] and "PYTHONPATH" in warnings[1]
+    assert (merged / "cases.csv").is_file()
 
 
 def test_runs_of_different_suites_are_refused_and_nothing_is_left(tmp_path):

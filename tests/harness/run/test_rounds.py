@@ -35,6 +35,7 @@ finetune_epochs = 1
 batch_sizes = [32]
 modes = ["inference"]
 seed = 11
+stable_max_other_cpu_pct = 100
 
 [[models]]
 name = "lenet5"
@@ -89,15 +90,18 @@ def test_each_round_measures_every_case_once_in_its_own_shuffled_order(run):
 def test_the_vs_dense_ratio_is_paired_round_by_round(run):
     rows = windows(run)
     cases = {r["case_id"]: r for r in read_rows(run / "cases.csv")}
-    per_sample = {k: float(r["energy_j"]) / float(r["samples"]) for k, r in rows.items()}
-    ratios = [per_sample[(MAGNITUDE, str(k))] / per_sample[(DENSE, str(k))] for k in range(4)]
-    geometric = math.exp(sum(math.log(r) for r in ratios) / 4)
+    usable = {k: r for k, r in rows.items() if r["disturbed"] == "false"}
+    per_sample = {k: float(r["energy_j"]) / float(r["samples"]) for k, r in usable.items()}
+    both = [k for c, k in per_sample if c == MAGNITUDE and (DENSE, k) in per_sample]
+    ratios = [per_sample[(MAGNITUDE, k)] / per_sample[(DENSE, k)] for k in both]
+    geometric = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
     magnitude = cases[MAGNITUDE]
     assert magnitude["energy_vs_dense_method"] == "paired"
-    assert magnitude["energy_vs_dense_pairs"] == "4"
+    assert magnitude["energy_vs_dense_pairs"] == str(len(both)) and len(both) >= 4
     assert float(magnitude["energy_vs_dense_ratio"]) == pytest.approx(geometric)
     assert float(magnitude["energy_vs_dense_ratio_ci95_low"]) < geometric
-    assert (magnitude["windows_measured"], magnitude["processes"]) == ("4", "2")
+    measured = sum(c == MAGNITUDE for c, _ in rows)
+    assert magnitude["windows_measured"] == str(measured) and int(magnitude["processes"]) >= 2
 
 
 def test_the_control_is_the_dense_model_measured_again_and_sets_the_floor(run):
@@ -140,13 +144,16 @@ def test_a_round_cut_off_is_measured_again_and_whole_rounds_are_kept(run, option
     cut_windows = {(r["case_id"], r["round"]): r["start_utc"] for r in in_round_2[:2]}
     assert all(now[k] != v for k, v in cut_windows.items())  # round 2 measured again
     keys = [(r["case_id"], r["repetition"]) for r in after]
-    assert len(keys) == len(set(keys)) == 16  # 4 cases x 4 rounds, none twice
+    assert len(keys) == len(set(keys))  # none twice
+    assert sum(int(r["round"]) < 4 for r in after) == 16  # 4 cases x 4 rounds
     assert len(read_rows(cut / "cases.csv")) == 4
 
 
 def test_windows_beside_cpu_hogs_are_marked_left_out_and_measured_again(options, tmp_path):
-    text = SUITE.replace("processes = 2", "processes = 1").replace(
-        ', { name = "magnitude", sparsity = 0.9 }, "int8-dynamic"', ', "int8-dynamic"'
+    text = (
+        SUITE.replace("processes = 2", "processes = 1")
+        .replace("= 100", "= 25")
+        .replace(', { name = "magnitude", sparsity = 0.9 }, "int8-dynamic"', ', "int8-dynamic"')
     )
     suite = parse_suite(text, "h.toml")
     run_suite(suite, options, out=tmp_path / "warm")  # prepares and caches the models

@@ -333,6 +333,33 @@ def test_cases_on_a_missing_gpu_are_skipped_with_the_reason(options, tmp_path):
     assert read_rows(run_dir / "measurements.csv") == []
 
 
+def test_a_suite_none_of_whose_cases_can_run_says_so_first_and_exits_3(powercap, tmp_path):
+    import subprocess
+
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the cases would run")
+    suite_file = tmp_path / "gpu.toml"
+    suite_file.write_text(
+        SMALL.replace('modes = ["inference"]', 'modes = ["inference"]\ndevices = ["cuda"]')
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "harness", "run", str(suite_file), "--out", str(tmp_path / "r")]
+        + ["--probe", "rapl", "--powercap-root", str(powercap.root), "--no-report"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "300"},
+    )
+    assert result.returncode == 3, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert lines[0].startswith("none of the 5 cases can run here: device 'cuda': torch sees no")
+    assert "idle power" not in result.stdout
+    assert sum("no CUDA GPU" in line for line in lines) == 1 + 5  # said once; the 5 reasons below
+    assert "no case finished: every case of" in result.stderr
+
+
 def test_bad_run_settings_fail_before_a_run_directory_is_made(options, tmp_path):
     from harness.errors import EnergyHarnessError
 
