@@ -43,7 +43,6 @@ from harness.run.rounds import (
     RoundPlan,
     RoundSettings,
     WindowDone,
-    incomplete_round_rows,
     make_bench,
     measure_rounds,
     plan_rounds,
@@ -67,6 +66,7 @@ class GroupRun:
     failed: dict[str, str] = field(default_factory=dict)  # case_id -> error
     marked: bool = False  # an outlier was marked since the file was last written
     broken: str = ""  # why a worker process ended early: no more rounds are run
+    pending: set[str] = field(default_factory=set)  # members whose rows are still to write
 
     @property
     def dense_id(self) -> str | None:
@@ -183,11 +183,28 @@ def _prepare_members(
     return members
 
 
-def _existing_rows(ctx: CaseContext, case_ids: set[str]) -> list[dict[str, Any]]:
-    """The group's windows already in measurements.csv (a resumed run), whole rounds only."""
-    rows = [r for r in read_rows(ctx.measurements.path) if r.get("case_id") in case_ids]
-    drop = incomplete_round_rows(rows)
-    return [r for r in rows if id(r) not in drop]
+def _existing_rows(ctx: CaseContext, cases: list[Case]) -> list[dict[str, Any]]:
+    """The group's windows already in measurements.csv (a resumed run: `--resume` has
+    dropped the rounds measured in part)."""
+    ids = {c.case_id for c in cases}
+    return [r for r in read_rows(ctx.measurements.path) if r.get("case_id") in ids]
+
+
+def _with_finished(ctx: CaseContext, todo: list[Case]) -> list[Case]:
+    """The group's cases to measure, and those of it that finished before a resume (their
+    windows and models are what the others are compared with), in the suite's order."""
+    ok = {
+        r.get("case_id")
+        for r in read_rows(ctx.measurements.path.parent / "cases.csv")
+        if r.get("status") == "ok"
+    }
+    pending = {c.case_id for c in todo}
+    group = todo[0].group
+    return [
+        c
+        for c in ctx.suite.cases
+        if c.group == group and (c.case_id in pending or c.case_id in ok)
+    ]
 
 
 def _worker_cache(ctx: CaseContext, work: Path) -> ModelCache:
@@ -251,7 +268,8 @@ def _remeasure_disturbed(group: GroupRun, cache: ModelCache | None, work: Path) 
     extra_done = len({r["round"] for r in group.rows if int(r["round"]) >= s.repetitions})
     for _ in range(s.repetitions - extra_done):
         group.mark_outliers()
-        short = [i for i, n in group.usable_rounds().items() if n < s.repetitions]
+        usable = group.usable_rounds()
+        short = [i for i, n in usable.items() if n < s.repetitions and i in group.pending]
         if not short or group.broken:
             return
         dense = group.dense_id
@@ -312,16 +330,24 @@ def _no_window_reason(rep: CaseRepetitions | None) -> str:
     )
 
 
-def run_group(ctx: CaseContext, cases: list[Case], on_row: RowDone) -> None:
-    """Prepare, measure in rounds and write the rows of one group of cases."""
+def run_group(ctx: CaseContext, todo: list[Case], on_row: RowDone) -> None:
+    """Prepare, measure in rounds and write the rows of one group's cases still to do
+    (`todo`; after a resume, with the cases of the group that finished before)."""
     s = ctx.suite.settings
     work = Path(tempfile.mkdtemp(prefix="energy-harness-rounds-"))
+    pending = {c.case_id for c in todo}
+
+    def on_pending_row(case: Case, row: dict[str, Any]) -> None:
+        if case.case_id in pending:
+            on_row(case, row)
+
     try:
         cache = _worker_cache(ctx, work) if s.process_count > 1 else ctx.cache
-        members = _prepare_members(ctx, cases, cache, on_row)
+        cases = _with_finished(ctx, todo)
+        members = _prepare_members(ctx, cases, cache, on_pending_row)
         if not members:
             return
-        group = GroupRun(ctx, members, _existing_rows(ctx, set(members)))
+        group = GroupRun(ctx, members, _existing_rows(ctx, cases), pending=pending)
         done = {int(r["round"]) for r in group.rows if str(r.get("round", "")) != ""}
         todo = [r for r in range(s.repetitions) if r not in done]
         plans = plan_rounds(list(members), s.seed, cases[0].group, todo)
@@ -331,6 +357,6 @@ def run_group(ctx: CaseContext, cases: list[Case], on_row: RowDone) -> None:
         group.mark_outliers()
         if group.marked:
             _write_marks(group)
-        _finish(group, on_row)
+        _finish(group, on_pending_row)
     finally:
         shutil.rmtree(work, ignore_errors=True)

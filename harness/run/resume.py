@@ -32,7 +32,8 @@ def drop_unfinished_rows(run_dir: Path, finished: set[str]) -> int:
     measured again, whole rounds are kept. Returns how many rows were dropped."""
     path = run_dir / "measurements.csv"
     rows = read_rows(path)
-    drop = incomplete_round_rows([r for r in rows if r["case_id"] not in finished])
+    incomplete = incomplete_round_rows(rows)  # a round is whole with its finished cases too
+    drop = {id(r) for r in rows if id(r) in incomplete and r["case_id"] not in finished}
     if not drop:
         return 0
     rewrite_csv(path, MEASUREMENT_COLUMNS, [r for r in rows if id(r) not in drop])
