@@ -16,7 +16,9 @@ A window is disturbed when
   for differences no one could act on. It needs MIN_WINDOWS_FOR_OUTLIERS windows.
 
 A disturbed window stays in measurements.csv (`disturbed` true, `disturbed_reason`),
-is left out of every statistic, and the runner measures its round again.
+is left out of every statistic, and the runner measures its round again. Outliers are
+judged over all the windows of a case that were not busy, the ones judged outliers
+before included, so that leaving outliers out never makes the rest look like outliers.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ OUTLIER_SCALED_MADS = 3.0
 MAD_TO_SD = 1.4826  # 1 / Phi^-1(3/4): the MAD of normal values x this = their std
 OUTLIER_MIN_PCT = 5.0
 MIN_WINDOWS_FOR_OUTLIERS = 4
+BUSY = "busy:"  # how a busy window's reason begins
 
 
 def busy_reason(other_cpu_pct: float | None, max_other_cpu_pct: float) -> str:
@@ -36,7 +39,7 @@ def busy_reason(other_cpu_pct: float | None, max_other_cpu_pct: float) -> str:
     if other_cpu_pct is None or not other_cpu_pct > max_other_cpu_pct:
         return ""
     return (
-        f"busy: other processes used {other_cpu_pct:.0f} % of the CPUs "
+        f"{BUSY} other processes used {other_cpu_pct:.0f} % of the CPUs "
         f"(above {max_other_cpu_pct:g} %)"
     )
 

@@ -32,7 +32,7 @@ from harness.prepare.hardware import DeviceUnavailable, check_device
 from harness.prepare.pipeline import PreparedModel
 from harness.rows.cases import case_figures, failed_case_row
 from harness.rows.csvfile import read_rows
-from harness.rows.disturbed import busy_reason, outlier_reasons
+from harness.rows.disturbed import BUSY, busy_reason, outlier_reasons
 from harness.rows.measurements import measurement_rows
 from harness.rows.repetitions import CaseRepetitions, case_repetitions
 from harness.run.case import CaseContext, failure_row, prepare_case
@@ -97,22 +97,31 @@ class GroupRun:
             self.ctx.log(f"warning: {event.case_id}: {warning}")
 
     def repetitions(self) -> dict[str, CaseRepetitions]:
-        return case_repetitions([{k: _text(v) for k, v in r.items()} for r in self.rows])
+        return case_repetitions([_texts(r) for r in self.rows])
 
     def mark_outliers(self) -> None:
-        """Mark each case's outlier windows as disturbed (in memory; `write_marks` puts
-        them in the file)."""
-        for case_id, rep in self.repetitions().items():
-            if rep.all_disturbed:
+        """Mark each case's outlier windows as disturbed (in memory; `_write_marks` puts
+        them in the file). Judged afresh each time over every window not busy, the ones
+        marked before included, so that leaving outliers out never makes the rest look
+        like outliers in turn."""
+        candidates = [
+            {**row, "disturbed": False, "disturbed_reason": ""}
+            for row in self.rows
+            if not str(row.get("disturbed_reason") or "").startswith(BUSY)
+        ]
+        found: dict[tuple[str, str], str] = {}
+        for case_id, rep in case_repetitions([_texts(r) for r in candidates]).items():
+            by_window = dict(zip(rep.repetitions, rep.energy_j_per_sample, strict=True))
+            for label, reason in outlier_reasons(by_window).items():
+                found[(case_id, label)] = reason
+        for row in self.rows:
+            old = str(row.get("disturbed_reason") or "")
+            if old.startswith(BUSY):
                 continue
-            found = outlier_reasons(
-                dict(zip(rep.repetitions, rep.energy_j_per_sample, strict=True))
-            )
-            for row in self.rows:
-                reason = found.get(str(row["repetition"])) if row["case_id"] == case_id else None
-                if reason:
-                    row["disturbed"], row["disturbed_reason"] = True, reason
-                    self.marked = True
+            new = found.get((row["case_id"], str(row["repetition"])), "")
+            if new != old:
+                row["disturbed"], row["disturbed_reason"] = bool(new), new
+                self.marked = True
 
     def usable_rounds(self) -> dict[str, int]:
         """case_id -> rounds it can be compared in: with dense where the group has it
@@ -138,6 +147,11 @@ class GroupRun:
     def next_round(self) -> int:
         numbers = [int(r["round"]) for r in self.rows if str(r.get("round", "")) != ""]
         return max(numbers, default=-1) + 1
+
+
+def _texts(row: dict[str, Any]) -> dict[str, str]:
+    """A row as the CSV reader gives it back."""
+    return {k: _text(v) for k, v in row.items()}
 
 
 def _text(value: Any) -> str:
@@ -201,9 +215,7 @@ def _with_finished(ctx: CaseContext, todo: list[Case]) -> list[Case]:
     pending = {c.case_id for c in todo}
     group = todo[0].group
     return [
-        c
-        for c in ctx.suite.cases
-        if c.group == group and (c.case_id in pending or c.case_id in ok)
+        c for c in ctx.suite.cases if c.group == group and (c.case_id in pending or c.case_id in ok)
     ]
 
 
@@ -281,16 +293,12 @@ def _remeasure_disturbed(group: GroupRun, cache: ModelCache | None, work: Path) 
 
 def _write_marks(group: GroupRun) -> None:
     """Put the outliers marked in memory into measurements.csv (rewritten atomically)."""
-    marks = {
-        (r["case_id"], str(r["repetition"])): r["disturbed_reason"]
-        for r in group.rows
-        if r.get("disturbed") in (True, "true")
-    }
+    marks = {(r["case_id"], str(r["repetition"])): _texts(r) for r in group.rows}
     rows = read_rows(group.ctx.measurements.path)
     for row in rows:
-        reason = marks.get((row["case_id"], row["repetition"]))
-        if reason is not None:
-            row["disturbed"], row["disturbed_reason"] = "true", reason
+        mark = marks.get((row["case_id"], row["repetition"]))
+        if mark is not None:
+            row["disturbed"], row["disturbed_reason"] = mark["disturbed"], mark["disturbed_reason"]
     group.ctx.measurements.rewrite(rows)
     group.marked = False
 
