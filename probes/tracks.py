@@ -152,10 +152,12 @@ class CounterTrack(Track):
 
 @dataclass
 class PowerTrack(Track):
-    """Energy from power samples (W) by the trapezoid rule; samples above `max_power_w`
-    are impossible readings."""
+    """Energy from power samples (W) by the trapezoid rule, or by holding each sample until
+    the next (`hold`: for a source that updates in steps, such as a BMC); samples above
+    `max_power_w` are impossible readings."""
 
     max_power_w: float = float("inf")
+    hold: bool = False
     energy_j: float = 0.0
     last_power_w: float = -1.0  # -1: no sample yet
     last_t: float = 0.0
@@ -169,14 +171,16 @@ class PowerTrack(Track):
             )
             return
         if self.last_power_w >= 0 and not self.lost:
-            self.energy_j += (power_w + self.last_power_w) / 2 * (now - self.last_t)
+            mean_w = self.last_power_w if self.hold else (power_w + self.last_power_w) / 2
+            self.energy_j += mean_w * (now - self.last_t)
         elif self.lost:
             self.invalid += 1
             self.lost = False
         self.last_power_w, self.last_t = power_w, now
 
     def energy_at(self, now: float) -> float:
-        """The integral up to `now`, holding the last sample (no new sample taken)."""
+        """The integral up to `now`, holding the last sample (no new sample taken); with
+        `hold`, a later sample never makes it smaller."""
         if self.last_power_w < 0 or self.lost:
             return self.energy_j
         return self.energy_j + self.last_power_w * max(0.0, now - self.last_t)
