@@ -46,6 +46,7 @@ class BmcProbe(Probe):
 
     name = "bmc"
     source = SOURCE_COUNTER
+    live_notes = True  # the note says the update period once it is learned
 
     def __init__(self, options: ProbeOptions | None = None) -> None:
         super().__init__(options)

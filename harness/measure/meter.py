@@ -239,6 +239,7 @@ class EnergyMeter:
         domains = [(i, p.name, d) for i, p in enumerate(self.probes) for d in p.domains()]
         in_total = select_total_domains([(p, d) for _, p, d in domains])
         self._slots = [_Slot(i, p, d, (p, d.name) in in_total) for i, p, d in domains]
+        self._live_notes = [p for p in self.probes if p.live_notes]
         self._open: dict[str, _Open] = {}
         self._lock = threading.Lock()
         self._started = False
@@ -334,6 +335,7 @@ class EnergyMeter:
     ) -> tuple[DomainEnergy, ...]:
         """Each domain's energy over the window, above idle where a baseline exists."""
         out = []
+        live = {(p.name, d.name): d.note for p in self._live_notes for d in p.domains()}
         for slot in self._slots:
             dom = slot.domain
             energy_j, reason = _window_energy(dom.name, begin[slot.index], end[slot.index])
@@ -351,7 +353,7 @@ class EnergyMeter:
                     slot.in_total,
                     idle_w,
                     dynamic,
-                    dom.note,
+                    live.get((slot.probe, dom.name), dom.note),
                     reason,
                 )
             )
