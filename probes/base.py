@@ -75,7 +75,8 @@ class Probe(abc.ABC):
     source: ClassVar[str]
     default: ClassVar[bool] = True  # used when the user names no probe
     min_window_s: float = 0.0  # shortest window the counter can resolve (update period)
-    live_notes: ClassVar[bool] = False  # domain notes change while it runs (a learned period)
+    # learns while it runs (a BMC's update period): its domain notes and min_window_s change
+    learns: ClassVar[bool] = False
 
     def __init__(self, options: ProbeOptions | None = None) -> None:
         self.options = options or ProbeOptions()

@@ -46,7 +46,7 @@ class BmcProbe(Probe):
 
     name = "bmc"
     source = SOURCE_COUNTER
-    live_notes = True  # the note says the update period once it is learned
+    learns = True  # the update period: in the domain note and min_window_s once learned
 
     def __init__(self, options: ProbeOptions | None = None) -> None:
         super().__init__(options)

@@ -243,6 +243,7 @@ class RaplProbe(Probe):
         super().__init__(options)
         self.root = resolve_root(self.options.powercap_root)
         self._zones: list[_Zone] = []
+        self._tracks: dict[str, CounterTrack] = {}
         self._skipped: list[str] = []
         self._warnings: list[str] = []
         self._reason: str | None = None
@@ -269,6 +270,7 @@ class RaplProbe(Probe):
         found = self._find(dirs)
         chosen = self._pick_twins(found)
         self._zones = self._build_zones(chosen, {f.zone_id: f.name for f in found})
+        self._tracks = {z.domain.name: z.track for z in self._zones}
         if not self._zones:
             self._reason = self._no_zone_reason(found)
 
@@ -410,7 +412,7 @@ class RaplProbe(Probe):
             for zone in zones:
                 self._advance(zone, now)
             energy = {z.domain.name: z.track.energy_j for z in zones}
-            return reading(now, energy, {z.domain.name: z.track for z in zones})
+            return reading(now, energy, self._tracks)
 
     @staticmethod
     def _bad_value(zone: _Zone, data: bytes) -> str:

@@ -239,7 +239,8 @@ class EnergyMeter:
         domains = [(i, p.name, d) for i, p in enumerate(self.probes) for d in p.domains()]
         in_total = select_total_domains([(p, d) for _, p, d in domains])
         self._slots = [_Slot(i, p, d, (p, d.name) in in_total) for i, p, d in domains]
-        self._live_notes = [p for p in self.probes if p.live_notes]
+        self._learning = [p for p in self.probes if p.learns]
+        self._fixed_min_window_s = max([p.min_window_s for p in self.probes if not p.learns] or [0])
         self._open: dict[str, _Open] = {}
         self._lock = threading.Lock()
         self._started = False
@@ -248,8 +249,10 @@ class EnergyMeter:
     def min_window_s(self) -> float:
         """The longest update period among the probes: shorter windows are warned about.
 
-        Asked afresh: a probe may learn its period while it runs (a BMC's update period)."""
-        return max(p.min_window_s for p in self.probes)
+        Asked afresh of a probe that learns its period while it runs (a BMC)."""
+        if not self._learning:
+            return self._fixed_min_window_s
+        return max(self._fixed_min_window_s, *(p.min_window_s for p in self._learning))
 
     def start(self) -> None:
         """Start the probes' background work (done by the first window if not before)."""
@@ -335,7 +338,7 @@ class EnergyMeter:
     ) -> tuple[DomainEnergy, ...]:
         """Each domain's energy over the window, above idle where a baseline exists."""
         out = []
-        live = {(p.name, d.name): d.note for p in self._live_notes for d in p.domains()}
+        live = {(p.name, d.name): d.note for p in self._learning for d in p.domains()}
         for slot in self._slots:
             dom = slot.domain
             energy_j, reason = _window_energy(dom.name, begin[slot.index], end[slot.index])
