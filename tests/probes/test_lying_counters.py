@@ -3,10 +3,12 @@ their reason in the text and JSON of `measure` and in measurements.csv, never en
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import FakeZone
@@ -48,6 +50,7 @@ def faulty_window(tree, fault: int | None, seconds: float = 0.8):
         time.sleep(seconds / 2)
         if fault is not None:
             tree.set_raw("intel-rapl:0", fault)
+            tree.set_power("intel-rapl:0", 10.0)  # and it counts on from there
         time.sleep(seconds / 2)
         return meter.end_window("w")
 
@@ -55,7 +58,7 @@ def faulty_window(tree, fault: int | None, seconds: float = 0.8):
 @pytest.mark.parametrize("fault", FAULTS)
 def test_each_fault_is_an_invalid_reading_in_measurements_csv(fake_powercap, tmp_path, fault):
     zone, raw, words = FAULTS[fault]
-    tree = fake_powercap([zone])
+    tree = fake_powercap([dataclasses.replace(zone)])  # a fresh zone per tree
     m = faulty_window(tree, raw)
     (domain,) = m.domains
     assert domain.energy_j is None, f"{fault} became {domain.energy_j} J"
@@ -92,9 +95,9 @@ def test_a_short_window_on_a_resting_counter_is_not_called_frozen(fake_powercap)
     assert m.energy_of("cpu:package-0") == 0.0
 
 
-def run_measure(tree, fault: int | None, *flags: str) -> subprocess.CompletedProcess:
-    """`measure` over the fake tree; the fault happens while the command sleeps."""
-    code = "import time; time.sleep(1.2)"
+def run_measure(tree, fault: int | None, started: Path, *flags: str) -> subprocess.CompletedProcess:
+    """`measure` over the fake tree; the fault happens once the measured command runs."""
+    code = f"import pathlib, time; pathlib.Path({str(started)!r}).touch(); time.sleep(1.0)"
     args = ["measure", *flags, "--probe", "rapl", "--powercap-root", str(tree.root)]
     child = subprocess.Popen(
         [sys.executable, "-m", "harness", *args, "--", sys.executable, "-c", code],
@@ -102,23 +105,28 @@ def run_measure(tree, fault: int | None, *flags: str) -> subprocess.CompletedPro
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(0.6)  # the interpreter has started and the window has begun
+    deadline = time.monotonic() + 60
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
     if fault is not None:
         tree.set_raw("intel-rapl:0", fault)
+        tree.set_power("intel-rapl:0", 10.0)  # and it counts on from there
     stdout, stderr = child.communicate(timeout=120)
     return subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
 
 
 @pytest.mark.parametrize("fault", FAULTS)
-def test_measure_says_each_fault_in_text_and_json(fake_powercap, fault):
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "text"])
+def test_measure_says_each_fault_in_text_and_json(fake_powercap, tmp_path, fault, as_json):
     zone, raw, words = FAULTS[fault]
-    tree = fake_powercap([zone])
-    report = json.loads(run_measure(tree, raw, "--json").stdout)
-    (domain,) = report["domains"]
-    assert domain["energy_j"] is None and report["total_energy_j"] is None
-    assert words in domain["invalid_reason"]
-    if fault == "frozen":  # the issue's example: never `0.0 J` from a frozen interface
-        text = run_measure(tree, None)
-        said = " ".join((text.stdout + text.stderr).split())
-        assert "cpu:package-0: INVALID:" in said and "did not advance" in said
-        assert "frozen energy interface" in said
+    tree = fake_powercap([dataclasses.replace(zone)])  # a fresh zone per tree
+    result = run_measure(tree, raw, tmp_path / "started", *(["--json"] if as_json else []))
+    if as_json:
+        (domain,) = json.loads(result.stdout)["domains"]
+        assert domain["energy_j"] is None and words in domain["invalid_reason"]
+        return
+    said = " ".join((result.stdout + result.stderr).split())
+    assert "cpu:package-0: INVALID:" in said and words in said
+    if fault == "frozen":  # the example of a frozen VM interface: never `0.0 J`
+        assert "frozen energy interface" in said and "0.000" not in said
