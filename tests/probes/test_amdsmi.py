@@ -9,6 +9,7 @@ import types
 from pathlib import Path
 
 import pytest
+from conftest import sleep_window
 
 from harness.measure.meter import EnergyMeter
 from probes.amd_gpu import AmdSmiProbe
@@ -41,14 +42,6 @@ def amd(monkeypatch):
     return install
 
 
-def window(probe: AmdSmiProbe, seconds: float):
-    assert probe.unavailable_reason() is None, probe.unavailable_reason()
-    with EnergyMeter([probe]) as meter:
-        with meter.window("w") as w:
-            time.sleep(seconds)
-    return w.measurement
-
-
 def test_counter_power_and_miscounting_gpus_match_power_times_time(amd):
     amd(
         [
@@ -58,7 +51,7 @@ def test_counter_power_and_miscounting_gpus_match_power_times_time(amd):
         ]
     )
     probe = AmdSmiProbe(ProbeOptions(sample_hz=50))
-    m = window(probe, 0.6)  # 30 power samples, 600 counter updates
+    m = sleep_window(probe, 0.6)  # 30 power samples, 600 counter updates
     for domain, power_w in [("gpu:0", 400), ("gpu:1", 150), ("gpu:2", 300)]:
         assert m.energy_of(domain) == pytest.approx(power_w * m.duration_s, rel=0.02), domain
     methods = {g["domain"]: g["energy_counter"] for g in probe.info()["gpus"]}
@@ -80,7 +73,7 @@ def test_the_second_die_of_an_mi250_is_never_a_measurement(amd):
     assert "covers both dies" in probe.domains()[0].note
     (warning,) = probe.warnings()
     assert "gpu:1" in warning and "reports 0 W" in warning and "AMD SMI index 0" in warning
-    m = window(probe, 0.4)
+    m = sleep_window(probe, 0.4)
     assert m.energy_of("gpu:0") == pytest.approx(420 * m.duration_s, rel=0.02)
 
 

@@ -6,27 +6,13 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import FakeZone, memory_dir, run_unprivileged
-from fake_sysfs import FakeSysfs
+from conftest import FakeZone, run_unprivileged, sleep_window
 
 from harness.measure.meter import EnergyMeter
 from probes.base import ProbeOptions
 from probes.hwmon import HwmonProbe
 
 H = "class/hwmon"
-
-
-@pytest.fixture
-def sysfs(tmp_path):
-    made: list[FakeSysfs] = []
-
-    def make(static: dict, live: dict) -> FakeSysfs:
-        made.append(FakeSysfs(memory_dir(tmp_path), static, live))
-        return made[-1]
-
-    yield make
-    for tree in made:
-        tree.stop()
 
 
 def amd_energy(sockets_w: list[float]) -> tuple[dict, dict]:
@@ -42,18 +28,10 @@ def amd_energy(sockets_w: list[float]) -> tuple[dict, dict]:
     return static, live
 
 
-def window(probe: HwmonProbe, seconds: float):
-    assert probe.unavailable_reason() is None, probe.unavailable_reason()
-    with EnergyMeter([probe]) as meter:
-        with meter.window("w") as w:
-            time.sleep(seconds)
-    return w.measurement
-
-
 def test_amd_energy_sockets_match_power_times_time(sysfs):
     tree = sysfs(*amd_energy([90.0, 110.0]))
     probe = HwmonProbe(ProbeOptions(sysfs_root=tree.root))
-    m = window(probe, 0.5)
+    m = sleep_window(probe, 0.5)
     assert [d.domain for d in m.domains] == ["cpu:socket-0", "cpu:socket-1"]
     assert m.energy_of("cpu:socket-0") == pytest.approx(90 * m.duration_s, rel=0.02)
     assert m.energy_of("cpu:socket-1") == pytest.approx(110 * m.duration_s, rel=0.02)
@@ -93,7 +71,7 @@ def test_grace_sensors_nest_and_only_the_module_is_added(sysfs):
         "cpu:sysio-0": "cpu:grace-0",
     }
     assert probe.info()["sample_interval_s"] == pytest.approx(0.02)
-    m = window(probe, 1.0)  # 50 samples, 20 averaging periods
+    m = sleep_window(probe, 1.0)  # 50 samples, 20 averaging periods
     for domain, watts in [("node:module-0", 600), ("cpu:grace-0", 250), ("cpu:cpu-0", 180)]:
         assert m.energy_of(domain) == pytest.approx(watts * m.duration_s, rel=0.02), domain
     assert [d.domain for d in m.domains if d.in_total] == ["node:module-0"]
@@ -107,7 +85,7 @@ def test_a_plain_acpi_power_meter_is_the_node(sysfs):
     (domain,) = probe.domains()
     assert domain.name == "node:power-meter-hwmon4" and domain.scope == "node"
     assert probe.min_window_s == pytest.approx(0.1)
-    m = window(probe, 2.0)  # 20 averaging periods
+    m = sleep_window(probe, 2.0)  # 20 averaging periods
     assert m.total_energy_j == pytest.approx(350 * m.duration_s, rel=0.02)
 
 

@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
-from conftest import memory_dir
-from fake_sysfs import FakeSysfs
+from conftest import sleep_window
 
-from harness.measure.meter import EnergyMeter
 from probes.base import ProbeOptions
 from probes.jetson import JetsonProbe
 
 HWMON = "bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon3"
 IIO = "bus/i2c/drivers/ina3221x/6-0040/iio:device0"
-
-
-@pytest.fixture
-def sysfs(tmp_path):
-    made: list[FakeSysfs] = []
-
-    def make(static: dict, live: dict) -> FakeSysfs:
-        made.append(FakeSysfs(memory_dir(tmp_path), static, live))
-        return made[-1]
-
-    yield make
-    for tree in made:
-        tree.stop()
 
 
 def hwmon_rails(rails: list[tuple[str, float, float]], interval_ms: str = "20"):
@@ -39,14 +23,6 @@ def hwmon_rails(rails: list[tuple[str, float, float]], interval_ms: str = "20"):
         live[f"{HWMON}/curr{index}_input"] = (milliamps, 0.0)
         live[f"{HWMON}/in{index}_input"] = (millivolts, 0.0)
     return static, live
-
-
-def window(probe: JetsonProbe, seconds: float):
-    assert probe.unavailable_reason() is None, probe.unavailable_reason()
-    with EnergyMeter([probe]) as meter:
-        with meter.window("w") as w:
-            time.sleep(seconds)
-    return w.measurement
 
 
 def test_orin_hwmon_layout_input_rail_is_the_total(sysfs):
@@ -63,7 +39,7 @@ def test_orin_hwmon_layout_input_rail_is_the_total(sysfs):
         "soc:VDD_CPU_GPU_CV": "soc:VDD_IN",
         "soc:VDD_SOC": "soc:VDD_IN",
     }
-    m = window(probe, 1.0)  # 50 updates
+    m = sleep_window(probe, 1.0)  # 50 updates
     for domain, watts in [("soc:VDD_IN", 7.5), ("soc:VDD_CPU_GPU_CV", 2.0), ("soc:VDD_SOC", 1.5)]:
         assert m.energy_of(domain) == pytest.approx(watts * m.duration_s, rel=0.02), domain
     assert [d.domain for d in m.domains if d.in_total] == ["soc:VDD_IN"]
@@ -85,7 +61,7 @@ def test_nano_iio_layout_with_power_or_current_times_voltage(sysfs):
     tree = sysfs(static, live)
     probe = JetsonProbe(ProbeOptions(sysfs_root=tree.root, sample_hz=50))
     assert probe.info()["layout"] == "iio"
-    m = window(probe, 1.2)  # 24 updates of 50 ms
+    m = sleep_window(probe, 1.2)  # 24 updates of 50 ms
     for domain, watts in [("soc:POM_5V_IN", 5.0), ("soc:POM_5V_GPU", 1.2), ("soc:POM_5V_CPU", 2)]:
         assert m.energy_of(domain) == pytest.approx(watts * m.duration_s, rel=0.02), domain
     assert m.total_energy_j == pytest.approx(5.0 * m.duration_s, rel=0.02)
@@ -98,7 +74,7 @@ def test_without_an_input_rail_the_rails_are_added_with_a_warning(sysfs):
     assert [d.name for d in probe.domains()] == ["soc:VDD_GPU_SOC", "soc:VDD_CPU_CV"]
     (warning,) = probe.warnings()
     assert "no board input rail" in warning
-    m = window(probe, 0.5)
+    m = sleep_window(probe, 0.5)
     assert m.total_energy_j == pytest.approx(14.0 * m.duration_s, rel=0.02)
 
 
