@@ -70,12 +70,11 @@ def _hwmon_devices(root: Path) -> list[Path]:
 
 
 def _period_s(folder: Path) -> float:
+    """The monitor's `update_interval` (ms) where it states one, else the assumed period."""
     interval_ms = read_text(folder / "update_interval")
-    return (
-        int(interval_ms) / 1e3
-        if interval_ms.isdigit() and int(interval_ms) > 0
-        else (DEFAULT_UPDATE_PERIOD_S)
-    )
+    if interval_ms.isdigit() and int(interval_ms) > 0:
+        return int(interval_ms) / 1e3
+    return DEFAULT_UPDATE_PERIOD_S
 
 
 def _hwmon_rails(folder: Path) -> list[_Rail]:
