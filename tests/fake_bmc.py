@@ -1,10 +1,11 @@
 """A BMC for tests: a real HTTP(S) server on 127.0.0.1 speaking Redfish, and a fake ipmitool.
 
-The Redfish server reports a node power that steps between `low_w` and `low_w + step_w`
-every `period_s` (as a BMC updates its reading), so the mean is known and the update
-period can be learned. It accepts only HTTP Basic authentication with the given user and
-password. `schema="Power"` serves Chassis/1/Power (PowerControl); `"EnvironmentMetrics"`
-serves Chassis/1/EnvironmentMetrics whose PowerWatts points at a Sensor.
+The Redfish server reports a node power that steps through `low_w`, `low_w + step_w / 2`
+and `low_w + step_w` every `period_s` (as a BMC updates its reading), so the mean is known
+and the update period can be learned. It accepts only HTTP Basic authentication with the
+given user and password. `schema="Power"` serves Chassis/1/Power (PowerControl);
+`"EnvironmentMetrics"` serves Chassis/1/EnvironmentMetrics, whose PowerWatts points at a
+Sensor.
 """
 
 from __future__ import annotations
@@ -77,8 +78,10 @@ class RedfishServer:
         return self.low_w + self.step_w / 2
 
     def power_w(self) -> float:
-        step = int((time.monotonic() - self.t0) / self.period_s)
-        return self.low_w + self.step_w * (step % 2)
+        """low, low + step/2, low + step, low, ...: each update changes the value, and a
+        sampler that misses one update still sees the next change."""
+        update = int((time.monotonic() - self.t0) / self.period_s)
+        return self.low_w + self.step_w * (update % 3) / 2
 
     def resource(self, path: str) -> dict | None:
         if path == "/redfish/v1/Chassis":
