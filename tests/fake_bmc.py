@@ -41,6 +41,7 @@ class RedfishServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # no 40 ms wait for a delayed ACK
 
             def log_message(self, *args: object) -> None:  # quiet
                 pass
