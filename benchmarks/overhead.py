@@ -11,7 +11,14 @@ sysfs allows), and the ratio of each figure to that floor. Rows:
 - rapl over the fake tree (static counters in RAM), which measures the probe's own file
   reading and the meter's bookkeeping;
 - nvml over a fake NVML whose calls return at once (the probe's and meter's bookkeeping);
+- amdsmi over a fake AMD SMI whose calls return at once (one GPU, its energy counter);
+- hwmon over a fake amd_energy device (two socket counters);
+- jetson over a fake INA3221 hwmon folder (three rails, current x voltage, read afresh);
+- bmc over a Redfish server on 127.0.0.1 (a window reads the held samples: no request);
 - every probe available on this machine.
+
+The fake counters advance between blocks (untimed), so that no probe sees a frozen
+counter and takes the invalid path (`benchmarks.overhead_fakes`).
 
 Blocks of pairs of each row are interleaved, so that a neighbour's load spreads over all
 of them alike. Benchmark scripts sit on top of `harness`, unlike the model and data
@@ -31,6 +38,13 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.overhead_fakes import (
+    Counters,
+    fake_amdsmi_probe,
+    fake_bmc_probe,
+    fake_hwmon_probe,
+    fake_jetson_probe,
+)
 from harness.measure.load import MachineLoad
 from harness.measure.meter import EnergyMeter, ShortWindowWarning
 from harness.measure.probes import load_probes
@@ -47,13 +61,14 @@ FAKE_ZONES = [
 BLOCKS = 10  # interleaved blocks per row
 
 
-def fake_powercap_tree(root: Path) -> Path:
-    """A static four-zone powercap tree (one package) under `root`."""
+def fake_powercap_tree(root: Path, counters: Counters | None = None) -> Path:
+    """A four-zone powercap tree (one package) under `root`; `counters` advance them."""
+    counters = counters or Counters()
     for zone_id, name in FAKE_ZONES:
         zone = root / zone_id
         zone.mkdir(parents=True)
         (zone / "name").write_text(name + "\n")
-        (zone / "energy_uj").write_text("123456789\n")
+        counters.add(zone / "energy_uj")
         (zone / "max_energy_range_uj").write_text("262143328850\n")
     return root
 
@@ -124,21 +139,28 @@ def window_pair(meter: EnergyMeter) -> Callable[[], None]:
     return pair
 
 
-def costs_us(rows: dict[str, Callable[[], None]], pairs: int) -> dict[str, list[float]]:
-    """Microseconds of each call, rows measured in interleaved blocks. The windows are
-    empty on purpose: their ShortWindowWarning is not shown."""
+def costs_us(
+    rows: dict[str, Callable[[], None]], pairs: int, between: Callable[[], None] | None = None
+) -> dict[str, list[float]]:
+    """Microseconds of each call, rows measured in interleaved blocks; `between` runs
+    before each block, untimed. The windows are empty on purpose: their ShortWindowWarning
+    is not shown."""
     costs: dict[str, list[float]] = {name: [] for name in rows}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ShortWindowWarning)
-        _measure(rows, pairs, costs)
+        _measure(rows, pairs, costs, between or (lambda: None))
     return costs
 
 
 def _measure(
-    rows: dict[str, Callable[[], None]], pairs: int, costs: dict[str, list[float]]
+    rows: dict[str, Callable[[], None]],
+    pairs: int,
+    costs: dict[str, list[float]],
+    between: Callable[[], None],
 ) -> None:
     for _ in range(BLOCKS):
         for name, pair in rows.items():
+            between()
             out = costs[name]
             for _ in range(max(1, pairs // BLOCKS)):
                 t0 = time.perf_counter()
@@ -163,17 +185,23 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=2000, help="window pairs per row")
     args = parser.parse_args()
     meters: list[EnergyMeter] = []
-    with tempfile.TemporaryDirectory(dir="/dev/shm" if Path("/dev/shm").is_dir() else None) as tmp:
-        root = fake_powercap_tree(Path(tmp))
+    counters = Counters()
+    shm = "/dev/shm" if Path("/dev/shm").is_dir() else None
+    with tempfile.TemporaryDirectory(dir=shm) as tmp, fake_bmc_probe() as bmc:
+        root = fake_powercap_tree(Path(tmp) / "powercap", counters)
         rows = {"floor (8 x pread, fake tree)": floor_pair(root)}
         rows["other_cpu_pct (2 samples)"] = load_pair()
         probes = [("rapl (fake 4-zone tree)", RaplProbe(ProbeOptions(powercap_root=root)))]
         probes.append(("nvml (fake, instant NVML)", fake_nvml_probe()))
+        probes.append(("amdsmi (fake, instant)", fake_amdsmi_probe()))
+        probes.append(("hwmon (fake amd_energy)", fake_hwmon_probe(Path(tmp) / "hw", counters)))
+        probes.append(("jetson (fake 3 rails)", fake_jetson_probe(Path(tmp) / "jetson")))
+        probes.append(("bmc (local Redfish)", bmc))
         probes += [(probe.name, probe) for probe in load_probes(None)]
         for name, probe in probes:
             meters.append(EnergyMeter([probe]).__enter__())
             rows[name] = window_pair(meters[-1])
-        costs = costs_us(rows, args.pairs)
+        costs = costs_us(rows, args.pairs, counters.advance)
         for meter in meters:
             meter.close()
     floor_us = statistics.median(costs[next(iter(rows))])

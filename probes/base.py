@@ -28,16 +28,18 @@ class ProbeOptions:
     pid: int | None = None  # model: root of the measured process tree (default: this process)
     sample_hz: float = 20.0  # power-sampling probes: sampling rate
     rapl_max_power_w: float | None = None  # RAPL: generous max power per zone (wrap polling)
+    sysfs_root: Path | None = None  # jetson, hwmon: sysfs tree (else env, else /sys)
 
 
 @dataclass(frozen=True)
 class Domain:
     """One energy domain.
 
-    `scope` says what hardware the domain covers ("cpu", "dram", "platform", "gpu:0"):
-    the meter adds only root domains (no `parent`), one source per scope, and a
-    "platform" root covers "cpu" and "dram". `parent` names a domain of the same probe
-    that already includes this one (core inside package, package inside psys).
+    `scope` says what hardware the domain covers ("cpu", "dram", "platform", "gpu:0",
+    "node"): the meter adds only root domains (no `parent`), one source per scope, a
+    "platform" root covers "cpu" and "dram", and a "node" root (the whole machine) covers
+    every other scope. `parent` names a domain of the same probe that already includes
+    this one (core inside package, package inside psys, a rail inside the board input).
     """
 
     name: str
@@ -73,6 +75,8 @@ class Probe(abc.ABC):
     source: ClassVar[str]
     default: ClassVar[bool] = True  # used when the user names no probe
     min_window_s: float = 0.0  # shortest window the counter can resolve (update period)
+    # learns while it runs (a BMC's update period): its domain notes and min_window_s change
+    learns: ClassVar[bool] = False
 
     def __init__(self, options: ProbeOptions | None = None) -> None:
         self.options = options or ProbeOptions()

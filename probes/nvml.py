@@ -11,7 +11,9 @@ integrated with the trapezoid rule.
 
 A GPU that answers NotSupported for both (Jetson-class boards, some vGPUs) cannot be
 measured: it is left out with a warning, and the probe is unavailable when no visible
-GPU is left. A read that fails makes that GPU's window invalid with the NVML error.
+GPU is left. A read that fails makes that GPU's window invalid with the NVML error, and
+so does a counter that lies (`probes.tracks`): one reset (it never wraps: 64 bits of
+millijoules), one that jumps above twice the GPU's top power limit, one frozen for 5 s.
 
 Update period: NVML refreshes the energy counter and power readings about every
 100 ms on current data-centre GPUs, so windows shorter than `min_window_s` (0.1 s)
@@ -22,19 +24,21 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from probes.base import SOURCE_COUNTER, Domain, Probe, ProbeOptions, Reading
 from probes.errors import EnergyHarnessError
+from probes.tracks import CounterTrack, PowerTrack, reading
 
 NVML_UPDATE_PERIOD_S = 0.1
+NVML_FROZEN_AFTER_S = 5.0  # 50 updates: a GPU draws tens of watts even when idle
+GPU_MAX_POWER_W = 3000.0  # a generous bound per GPU when NVML states no power limit
 
 
 @dataclass
 class _Gpu:
-    """One visible GPU and, where it lacks the energy counter, its power integral."""
+    """One visible GPU and its energy: the counter's track, or its power integral."""
 
     domain: str
     handle: Any
@@ -43,12 +47,11 @@ class _Gpu:
     name: str
     has_counter: bool
     mig: bool
-    energy_j: float = 0.0  # the counter's last reading, or integrated power (sampling)
-    last_power_w: float = 0.0
-    last_t: float = 0.0
-    invalid: int = 0
-    invalid_reason: str = ""
-    lost: bool = False  # the last read failed: the next one starts afresh
+    track: CounterTrack | PowerTrack = field(default_factory=lambda: PowerTrack(""))
+
+    @property
+    def energy_j(self) -> float:
+        return self.track.energy_j
 
 
 def _text(value: object) -> str:
@@ -140,8 +143,28 @@ class NvmlProbe(Probe):
             if problem:
                 self._warnings.append(problem)
             else:
+                gpu.track = self._track(nvml, gpu)
                 gpus.append(gpu)
         return gpus
+
+    @staticmethod
+    def _track(nvml: Any, gpu: _Gpu) -> CounterTrack | PowerTrack:
+        """The energy counter's rules, or a power integral, bounded by the GPU's top limit."""
+        try:
+            _low, high_mw = nvml.nvmlDeviceGetPowerManagementLimitConstraints(gpu.handle)
+            max_power_w = 2.0 * high_mw / 1000.0 if high_mw > 0 else GPU_MAX_POWER_W
+        except (nvml.NVMLError, AttributeError, TypeError, ValueError):
+            max_power_w = GPU_MAX_POWER_W
+        label = f"{gpu.domain} ({gpu.name})"
+        if not gpu.has_counter:
+            return PowerTrack(f"{label} power", max_power_w=max_power_w)
+        return CounterTrack(
+            f"{label} energy counter",
+            unit_j=1e-3,
+            max_power_w=max_power_w,
+            update_period_s=NVML_UPDATE_PERIOD_S,
+            frozen_after_s=NVML_FROZEN_AFTER_S,
+        )
 
     @staticmethod
     def _unmeasurable(nvml: Any, gpu: _Gpu) -> str:
@@ -218,48 +241,28 @@ class NvmlProbe(Probe):
             return
         if all(g.has_counter for g in self._gpus):
             return
-        with self._lock:
-            now = time.monotonic()
-            for gpu in self._gpus:
-                if not gpu.has_counter:
-                    gpu.last_t = now
-                    self._guarded(gpu, self._first_power)
+        self._sample()  # the first power sample of each GPU without counter
         self._start_loop("nvml-power", 1.0 / max(self.options.sample_hz, 0.1), self._sample)
 
-    def _power_w(self, gpu: _Gpu) -> float:
-        return self._nvml.nvmlDeviceGetPowerUsage(gpu.handle) / 1000.0
-
-    def _first_power(self, gpu: _Gpu) -> None:
-        gpu.last_power_w = self._power_w(gpu)
-
-    def _integrate(self, gpu: _Gpu, now: float) -> None:
-        power_w = self._power_w(gpu)
-        gpu.energy_j += (power_w + gpu.last_power_w) / 2 * (now - gpu.last_t)
-        gpu.last_power_w, gpu.last_t = power_w, now
-
-    def _guarded(self, gpu: _Gpu, query: Callable[[_Gpu], None]) -> None:
-        """Run an NVML query of one GPU; a failure makes the GPU's readings invalid until
-        the next query that works (the energy in between is unknown)."""
+    def _guarded(self, gpu: _Gpu, now: float) -> None:
+        """Read one GPU into its track; a failed NVML query is an invalid reading (the
+        energy until the next query that works is unknown)."""
         try:
-            query(gpu)
+            if gpu.has_counter:
+                raw_mj = self._nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle)
+                gpu.track.advance(int(raw_mj), now)  # type: ignore[union-attr]
+            else:
+                power_w = self._nvml.nvmlDeviceGetPowerUsage(gpu.handle) / 1000.0
+                gpu.track.add(power_w, now)  # type: ignore[union-attr]
         except self._nvml.NVMLError as exc:
-            gpu.invalid += 1
-            gpu.invalid_reason = f"NVML could not read {gpu.domain} ({gpu.name}): {_text(exc)}"
-            gpu.lost = True
-            return
-        if gpu.lost:
-            gpu.invalid += 1
-            gpu.lost = False
+            gpu.track.fail(f"NVML could not read {gpu.domain} ({gpu.name}): {_text(exc)}")
 
     def _sample(self) -> None:
         with self._lock:
             now = time.monotonic()
             for gpu in self._gpus:
                 if not gpu.has_counter:
-                    self._guarded(gpu, lambda g: self._integrate(g, now))
-
-    def _read_counter(self, gpu: _Gpu) -> None:
-        gpu.energy_j = self._nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle) / 1000.0
+                    self._guarded(gpu, now)
 
     def read(self) -> Reading:
         if self._reason:
@@ -267,21 +270,14 @@ class NvmlProbe(Probe):
         with self._lock:
             now = time.monotonic()
             for gpu in self._gpus:
-                if gpu.has_counter:
-                    self._guarded(gpu, self._read_counter)
-                elif self._loop is None:
+                if not gpu.has_counter and self._loop is None:
                     raise EnergyHarnessError(
                         f"{gpu.domain} has no energy counter and the power sampler is "
                         "not running: call start() before read()"
                     )
-                else:
-                    self._guarded(gpu, lambda g: self._integrate(g, now))
-            return Reading(
-                now,
-                {g.domain: g.energy_j for g in self._gpus},
-                {g.domain: g.invalid for g in self._gpus if g.invalid},
-                {g.domain: g.invalid_reason for g in self._gpus if g.invalid},
-            )
+                self._guarded(gpu, now)
+            energy = {g.domain: g.energy_j for g in self._gpus}
+            return reading(now, energy, {g.domain: g.track for g in self._gpus})
 
     def info(self) -> dict[str, object]:
         return {

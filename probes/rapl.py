@@ -18,8 +18,10 @@ invalid reading with its reason, never energy, and so is the reading after it.
 
 Wraparound: each counter wraps at `max_energy_range_uj`. The probe accumulates deltas
 and polls in the background at half the shortest wrap period (range / generous max
-power), so windows longer than a wrap period stay right. A counter that goes
-backwards when no wrap is possible in the elapsed time is an invalid reading.
+power), so windows longer than a wrap period stay right. The counters that lie
+(`probes.tracks`): a counter that goes backwards when no wrap is possible in the elapsed
+time was reset and is an invalid reading, as is a jump above the zone's power bound and a
+counter that does not move for 500 update periods (a frozen interface, as in some VMs).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pathlib import Path
 
 from probes.base import SOURCE_COUNTER, Domain, Probe, ProbeOptions, Reading
 from probes.errors import EnergyHarnessError
+from probes.tracks import CounterTrack, reading
 
 ENV_ROOT = "ENERGY_HARNESS_POWERCAP_ROOT"
 DEFAULT_ROOTS = (Path("/sys/class/powercap"), Path("/sys/devices/virtual/powercap"))
@@ -43,6 +46,10 @@ DEFAULT_MAX_POWER_W = {"package": 1000.0, "psys": 2000.0, "dram": 500.0, "core":
 MAX_POWER_FACTOR = 4.0  # x constraint_0_max_power_uw: turbo can exceed the long-term limit
 MIN_POLL_S = 0.005
 RAPL_UPDATE_PERIOD_S = 0.001  # RAPL counters update about every 976 us (Intel SDM)
+# A counter still after this long (500 updates) is frozen; the uncore zone (an integrated
+# GPU on client parts) may rightly rest at 0 W, so it is exempt.
+RAPL_FROZEN_AFTER_S = 0.5
+MAY_REST = ("uncore",)
 READ_BYTES = 32  # an energy_uj line is at most 21 bytes (2^64 - 1 and a newline)
 
 _ZONE_RE = re.compile(r"^intel-rapl(-mmio)?(:\d+)+$")
@@ -60,7 +67,7 @@ PERMISSION_FIX = (
 
 @dataclass
 class _Zone:
-    """One powercap zone being read and its accumulator state (guarded by the probe's lock)."""
+    """One powercap zone being read and its counter's state (guarded by the probe's lock)."""
 
     zone_id: str  # e.g. "intel-rapl:0:1"
     path: Path  # its energy_uj file
@@ -68,13 +75,8 @@ class _Zone:
     domain: Domain
     max_range_uj: int
     max_power_w: float
+    track: CounterTrack
     fd: int = -1  # energy_uj, open for the probe's lifetime (-1: closed)
-    last_raw_uj: int = 0
-    last_t: float = 0.0
-    total_uj: int = 0
-    invalid: int = 0
-    invalid_reason: str = ""
-    lost: bool = False  # the last reading was invalid: the next valid one starts afresh
 
 
 @dataclass
@@ -241,10 +243,10 @@ class RaplProbe(Probe):
         super().__init__(options)
         self.root = resolve_root(self.options.powercap_root)
         self._zones: list[_Zone] = []
+        self._tracks: dict[str, CounterTrack] = {}
         self._skipped: list[str] = []
         self._warnings: list[str] = []
         self._reason: str | None = None
-        self._any_invalid = False  # some zone has had an invalid reading
         self.poll_interval_s = 0.0
         self._discover()
 
@@ -268,6 +270,7 @@ class RaplProbe(Probe):
         found = self._find(dirs)
         chosen = self._pick_twins(found)
         self._zones = self._build_zones(chosen, {f.zone_id: f.name for f in found})
+        self._tracks = {z.domain.name: z.track for z in self._zones}
         if not self._zones:
             self._reason = self._no_zone_reason(found)
 
@@ -326,8 +329,16 @@ class RaplProbe(Probe):
             kind = f.name.split("-")[0]
             domain = self._domain(f, kind, unique, names, has_psys)
             max_power_w = self._max_power_w(f.directory, kind)
-            zone = _Zone(f.zone_id, f.energy_file, kind, domain, f.max_range_uj, max_power_w)
-            zone.fd, zone.last_t = f.fd, now
+            track = CounterTrack(
+                str(f.energy_file),
+                unit_j=1e-6,
+                range_units=f.max_range_uj,
+                max_power_w=max_power_w,
+                update_period_s=RAPL_UPDATE_PERIOD_S,
+                frozen_after_s=None if kind in MAY_REST else RAPL_FROZEN_AFTER_S,
+            )
+            zone = _Zone(f.zone_id, f.energy_file, kind, domain, f.max_range_uj, max_power_w, track)
+            zone.fd = f.fd
             self._advance(zone, now)  # the first reading: the base of the zone's total
             zones.append(zone)
         return sorted(zones, key=lambda z: z.domain.name)
@@ -400,22 +411,8 @@ class RaplProbe(Probe):
             now = time.monotonic()
             for zone in zones:
                 self._advance(zone, now)
-            energy = {z.domain.name: z.total_uj * 1e-6 for z in zones}
-            if not self._any_invalid:  # the common case, kept cheap: windows read twice
-                return Reading(now, energy)
-            bad = [z for z in zones if z.invalid]
-            return Reading(
-                now,
-                energy,
-                {z.domain.name: z.invalid for z in bad},
-                {z.domain.name: z.invalid_reason for z in bad},
-            )
-
-    def _mark_invalid(self, zone: _Zone, reason: str) -> None:
-        self._any_invalid = True
-        zone.invalid += 1
-        zone.invalid_reason = reason
-        zone.lost = True
+            energy = {z.domain.name: z.track.energy_j for z in zones}
+            return reading(now, energy, self._tracks)
 
     @staticmethod
     def _bad_value(zone: _Zone, data: bytes) -> str:
@@ -432,38 +429,14 @@ class RaplProbe(Probe):
             data = os.pread(zone.fd, READ_BYTES, 0)
             raw = int(data)
         except OSError as exc:
-            self._mark_invalid(zone, f"cannot read {zone.path}: {exc.strerror or exc}")
+            zone.track.fail(f"cannot read {zone.path}: {exc.strerror or exc}")
             return
         except ValueError:
             raw = -1
         if raw < 0:
-            self._mark_invalid(zone, self._bad_value(zone, data))
+            zone.track.fail(self._bad_value(zone, data))
             return
-        if zone.lost:  # energy since the last valid reading is unknown: start afresh
-            zone.invalid += 1
-            zone.lost = False
-        elif raw >= zone.last_raw_uj:
-            zone.total_uj += raw - zone.last_raw_uj
-        else:
-            self._wrap(zone, raw, now - zone.last_t)
-        zone.last_raw_uj = raw
-        zone.last_t = now
-
-    def _wrap(self, zone: _Zone, raw: int, elapsed_s: float) -> None:
-        """A counter that went down: a wrap if one was possible in the time, else invalid."""
-        delta_uj = raw + zone.max_range_uj - zone.last_raw_uj
-        # The most the zone can draw in the elapsed time, plus one counter update.
-        possible_uj = zone.max_power_w * (elapsed_s + RAPL_UPDATE_PERIOD_S) * 1e6
-        if delta_uj <= possible_uj:
-            zone.total_uj += delta_uj
-            return
-        self._any_invalid = True
-        zone.invalid += 1
-        zone.invalid_reason = (
-            f"{zone.path} went backwards ({zone.last_raw_uj} -> {raw} uJ) after "
-            f"{elapsed_s:.3f} s, too soon for a wrap of {zone.max_range_uj} uJ at "
-            f"<= {zone.max_power_w:.0f} W"
-        )
+        zone.track.advance(raw, now)
 
     def info(self) -> dict[str, object]:
         return {

@@ -206,6 +206,33 @@ def fake_powercap(tmp_path):
         shutil.rmtree(tree.root, ignore_errors=True)
 
 
+def sleep_window(probe, seconds: float):
+    """The Measurement of one window of `seconds` over an available probe."""
+    from harness.measure.meter import EnergyMeter
+
+    assert probe.unavailable_reason() is None, probe.unavailable_reason()
+    with EnergyMeter([probe]) as meter:
+        with meter.window("w") as w:
+            time.sleep(seconds)
+    return w.measurement
+
+
+@pytest.fixture
+def sysfs(tmp_path):
+    """Factory: sysfs(static, live) -> a FakeSysfs tree (tests/fake_sysfs.py), in RAM."""
+    from fake_sysfs import FakeSysfs  # it builds on this module's writer
+
+    made = []
+
+    def make(static: dict, live: dict) -> FakeSysfs:
+        made.append(FakeSysfs(memory_dir(tmp_path), static, live))
+        return made[-1]
+
+    yield make
+    for tree in made:
+        tree.stop()
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """Small models train as fast on one thread, and a loaded machine cannot stall them."""

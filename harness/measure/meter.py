@@ -5,7 +5,9 @@ may nest and overlap (each has its own name). CUDA work is synchronised at both 
 when CUDA is initialised, so queued kernels land in the window that launched them.
 
 Totals add only root domains (no parent), one source per scope, counters before models,
-peers never; a `platform` counter (psys) covers `cpu` and `dram`. The total says which
+peers never; a `platform` counter (psys, a board's input rail) covers `cpu` and `dram`,
+and a `node` counter (the whole machine at the wall, from its BMC) covers every other
+scope: the parts are shown beside it, never added to it. The total says which
 sources it holds (`total_source`), so a modelled part is never passed off as measured.
 """
 
@@ -27,6 +29,7 @@ from harness.measure.sources import SOURCE_RANK, combine_sources
 from probes.base import SOURCE_COUNTER, SOURCE_MODEL, Domain, Probe, Reading
 
 _PLATFORM_COVERS = ("cpu", "dram")
+NODE_SCOPE = "node"  # the whole machine: covers every other scope
 
 
 class ShortWindowWarning(HarnessWarning):
@@ -48,6 +51,11 @@ def select_total_domains(domains: list[tuple[str, Domain]]) -> set[tuple[str, st
     if platform is not None:
         for scope in _PLATFORM_COVERS:
             if scope in best and best[scope][0] >= platform[0]:
+                del best[scope]
+    node = best.get(NODE_SCOPE)
+    if node is not None:
+        for scope in [s for s in best if s != NODE_SCOPE]:
+            if best[scope][0] >= node[0]:
                 del best[scope]
     return {
         (p, d.name)
@@ -231,15 +239,20 @@ class EnergyMeter:
         domains = [(i, p.name, d) for i, p in enumerate(self.probes) for d in p.domains()]
         in_total = select_total_domains([(p, d) for _, p, d in domains])
         self._slots = [_Slot(i, p, d, (p, d.name) in in_total) for i, p, d in domains]
-        self._min_window_s = max(p.min_window_s for p in self.probes)
+        self._learning = [p for p in self.probes if p.learns]
+        self._fixed_min_window_s = max([p.min_window_s for p in self.probes if not p.learns] or [0])
         self._open: dict[str, _Open] = {}
         self._lock = threading.Lock()
         self._started = False
 
     @property
     def min_window_s(self) -> float:
-        """The longest update period among the probes: shorter windows are warned about."""
-        return self._min_window_s
+        """The longest update period among the probes: shorter windows are warned about.
+
+        Asked afresh of a probe that learns its period while it runs (a BMC)."""
+        if not self._learning:
+            return self._fixed_min_window_s
+        return max(self._fixed_min_window_s, *(p.min_window_s for p in self._learning))
 
     def start(self) -> None:
         """Start the probes' background work (done by the first window if not before)."""
@@ -300,10 +313,11 @@ class EnergyMeter:
         duration_s = t1 - begin.t0
         domains = self._domain_energies(begin.readings, end, duration_s)
         notes: tuple[str, ...] = ()
-        if duration_s < self._min_window_s:
+        min_window_s = self.min_window_s
+        if duration_s < min_window_s:
             notes = (
                 f"window {name!r} lasted {duration_s * 1e3:.1f} ms, shorter than the counters' "
-                f"update period ({self._min_window_s * 1e3:.0f} ms): its energy is mostly "
+                f"update period ({min_window_s * 1e3:.0f} ms): its energy is mostly "
                 "quantisation noise; measure more iterations per window",
             )
             warnings.warn(ShortWindowWarning(notes[0]), stacklevel=2)
@@ -324,6 +338,7 @@ class EnergyMeter:
     ) -> tuple[DomainEnergy, ...]:
         """Each domain's energy over the window, above idle where a baseline exists."""
         out = []
+        live = {(p.name, d.name): d.note for p in self._learning for d in p.domains()}
         for slot in self._slots:
             dom = slot.domain
             energy_j, reason = _window_energy(dom.name, begin[slot.index], end[slot.index])
@@ -341,7 +356,7 @@ class EnergyMeter:
                     slot.in_total,
                     idle_w,
                     dynamic,
-                    dom.note,
+                    live.get((slot.probe, dom.name), dom.note),
                     reason,
                 )
             )
