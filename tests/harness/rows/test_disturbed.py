@@ -89,3 +89,18 @@ def test_mcnemar_exact_by_hand():
     assert mcnemar_exact_p(7, 1) == mcnemar_exact_p(1, 7)
     assert mcnemar_exact_p(0, 0) == 1.0 and mcnemar_exact_p(3, 3) == 1.0
     assert mcnemar_exact_p(0, 9) < 0.05  # nine samples fixed, none broken
+
+
+def test_outliers_judged_again_never_eat_the_rest_of_the_windows():
+    from harness.run.group import GroupRun
+
+    values = [1.0, 1.01, 0.99, 1.03, 0.97, 1.06, 0.94, 1.6]  # one window hit by a neighbour
+    rows = [row(k, v) for k, v in enumerate(values)]
+    rows.append(row(8, 5.0, "busy: other processes used 60 % of the CPUs (above 25 %)"))
+    group = GroupRun(ctx=None, members={}, rows=rows)  # type: ignore[arg-type]
+    marked = []
+    for _ in range(4):  # as the runner does after every extra round
+        group.mark_outliers()
+        marked.append({r["repetition"] for r in group.rows if r["disturbed"] in (True, "true")})
+    assert marked[0] == {"7", "8"} and all(m == marked[0] for m in marked)
+    assert group.rows[8]["disturbed_reason"].startswith("busy:")  # kept as it was
