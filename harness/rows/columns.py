@@ -122,4 +122,5 @@ CASE_COLUMNS = [
     # (harness.rows.vs_dense)
     "params_removed",
     *VS_DENSE_COLUMNS,
+    "model_options",  # the suite's arguments for the model's factory, as given
 ]

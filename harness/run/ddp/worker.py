@@ -129,6 +129,7 @@ def _rank_model(spec: dict[str, Any], me: _Rank, data: DatasetSplits, device: An
         train_config=TrainConfig(epochs=s["train_epochs"]),
         device=device,
         cache=ModelCache(cache_dir if cache_dir.is_dir() else None),
+        model_options=case.get("model_options"),
     )
     if not prepared.from_cache:
         if data.source == SHIPPED_SOURCE:
