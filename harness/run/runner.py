@@ -31,7 +31,7 @@ from harness.rows.carbon import CarbonSettings, carbon_settings
 from harness.rows.cases import failed_case_row
 from harness.rows.columns import CASE_COLUMNS, MEASUREMENT_COLUMNS
 from harness.rows.csvfile import CsvAppender, write_atomic, write_json
-from harness.rows.rundir import create_run_dir, locked_run_dir
+from harness.rows.rundir import LOCK_FILE, claim_run_dir, create_run_dir, locked_run_dir
 from harness.run.case import CaseContext, run_case
 from harness.run.ddp.case import run_ddp_case
 from harness.run.options import RunOptions, shard_cases
@@ -58,13 +58,12 @@ def _carbon(suite: Suite, options: RunOptions) -> CarbonSettings:
     )
 
 
-def _new_run_dir(
-    suite: Suite, options: RunOptions, out: Path | None, root: Path
-) -> tuple[Path, str]:
-    """A fresh run directory with the suite as written and the run's options; its start.
+def _start_run_dir(run_dir: Path, suite: Suite, options: RunOptions) -> str:
+    """Write the suite as written and the run's options into `run_dir`, whose lock the
+    caller holds; refused if another run got there first. Returns the run's start.
 
     If these first files cannot be written, nothing is left behind."""
-    run_dir = create_run_dir(out, root)
+    claim_run_dir(run_dir)
     started = utc_now_iso()
     try:
         write_atomic(run_dir / "suite.toml", suite.text)
@@ -78,13 +77,13 @@ def _new_run_dir(
             },
         )
     except BaseException:
-        for name in ("suite.toml", "run.json"):
+        for name in ("suite.toml", "run.json", LOCK_FILE):
             with contextlib.suppress(OSError):
                 (run_dir / name).unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             run_dir.rmdir()  # only if empty: nothing of the user's is removed
         raise
-    return run_dir, started
+    return started
 
 
 def _write_environment(
@@ -167,8 +166,9 @@ def run_suite(
     if suite is None:
         raise EnergyHarnessError("run_suite needs a suite or a run directory to resume")
     carbon, meter = _checked_settings(suite, options, console)  # before a run dir is made
-    run_dir, started = _new_run_dir(suite, options, out, results_root)
-    with _locked(run_dir, "run"):
+    run_dir = create_run_dir(out, results_root)
+    with _locked(run_dir, "run"):  # taken before the first file is written
+        started = _start_run_dir(run_dir, suite, options)
         session = _Session(run_dir, run_dir.name, suite, options, started, console)
         _run_session(session, carbon, meter, on_case_done)
     return run_dir
