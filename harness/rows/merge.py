@@ -76,7 +76,11 @@ def _taken(out: Path) -> EnergyHarnessError:
 
 def _one_suite(run_dirs: list[Path]) -> str | None:
     """The suite.toml text the shards share (None when none has one); raises otherwise."""
-    texts = {d: (d / "suite.toml").read_text() for d in run_dirs if (d / "suite.toml").is_file()}
+    texts = {
+        d: (d / "suite.toml").read_text(encoding="utf-8")
+        for d in run_dirs
+        if (d / "suite.toml").is_file()
+    }
     if not texts:
         return None
     missing = [d for d in run_dirs if d not in texts]
@@ -148,7 +152,7 @@ def _merge_records(run_dirs: list[Path], work: Path, run_id: str, suite_text: st
         env_file = run_dir / "environment.json"
         if env_file.is_file():
             try:
-                environments[str(run_dir)] = json.loads(env_file.read_text())
+                environments[str(run_dir)] = json.loads(env_file.read_text(encoding="utf-8"))
             except ValueError as exc:
                 raise EnergyHarnessError(f"{env_file} is damaged ({exc})") from None
     first = next(iter(environments.values()), {})

@@ -169,7 +169,7 @@ def load_suite(path: Path | str | None) -> Suite:
         return parse_suite(suite_text(name), f"{name} (bundled suite)")
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise EnergyHarnessError(f"cannot read suite file {path}: {exc.strerror}") from exc
     return parse_suite(text, str(path))
