@@ -7,7 +7,8 @@ that cannot encode `µ`, a reader that went away (`run | head -1`).
   (`µJ` -> `uJ`, `–` -> `-`); anything else unencodable as `?`.
 - `PipeGuard`: stdout whose reader closed it; the first BrokenPipeError sends the rest
   of the output to /dev/null and is remembered (`reader_gone`), so the command decides what
-  to do (a run stops after the case in progress) instead of dying mid-row.
+  to do (a run stops after the case in progress) instead of dying mid-row; another
+  write error (`> /dev/full`) is one line, `cannot write standard output: ...`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import codecs
 import os
 import sys
 from typing import Any, TextIO
+
+from harness.errors import output_error
 
 MIN_COLUMNS, MAX_COLUMNS = 20, 4096
 ERRORS = "energy-harness-ascii"  # the codec error handler `ascii_fallback` installs
@@ -90,16 +93,23 @@ class PipeGuard:
         if not self.reader_gone:
             try:
                 return self._stream.write(text)
-            except BrokenPipeError:
-                self._to_devnull()
+            except OSError as exc:
+                self._failed(exc)
         return len(text)
 
     def flush(self) -> None:
         if not self.reader_gone:
             try:
                 self._stream.flush()
-            except BrokenPipeError:
-                self._to_devnull()
+            except OSError as exc:
+                self._failed(exc)
+
+    def _failed(self, exc: OSError) -> None:
+        """A reader gone is remembered; any other failure (a full disk behind `>`) is an
+        OutputError. Either way the rest goes to /dev/null, so exiting flushes nothing."""
+        self._to_devnull()
+        if not isinstance(exc, BrokenPipeError):
+            raise output_error("standard output", exc) from None
 
     def _to_devnull(self) -> None:
         self.reader_gone = True

@@ -44,9 +44,9 @@ def create_run_dir(out: Path | None, results_root: Path = Path("results")) -> Pa
     other is refused by `claim_run_dir`, which each calls under the lock."""
     if out is not None:
         out = Path(out)
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise _holds_files(out)
         try:
+            if out.exists() and (not out.is_dir() or any(out.iterdir())):
+                raise _holds_files(out)
             out.mkdir(parents=True)
         except FileExistsError:
             pass  # empty a moment ago, or made meanwhile: `claim_run_dir` decides

@@ -20,6 +20,7 @@ from typing import Any
 from rich.console import Console
 
 from harness.errors import EnergyHarnessError, OutputError, error_text, is_out_of_memory
+from harness.estimate.profiles import check_profile_setting
 from harness.measure.clock import utc_now_iso
 from harness.measure.environment import environment_record
 from harness.measure.meter import EnergyMeter
@@ -179,6 +180,7 @@ def _checked_settings(
 ) -> tuple[CarbonSettings, EnergyMeter]:
     """The carbon settings and the meter: what a user can get wrong fails here; the parts
     a probe leaves out (a zone it cannot read, a GPU it cannot measure) are said now."""
+    check_profile_setting(suite.source, suite.settings.estimate_profile)
     carbon = _carbon(suite, options)
     names = options.probes or list(suite.settings.probes) or None
     selected = select_probes(names, _probe_options(options))

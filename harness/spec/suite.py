@@ -172,4 +172,9 @@ def load_suite(path: Path | str | None) -> Suite:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise EnergyHarnessError(f"cannot read suite file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise EnergyHarnessError(
+            f"suite file {path} is not UTF-8 text (byte {exc.start}: {exc.reason}); "
+            "save it as UTF-8 TOML"
+        ) from None
     return parse_suite(text, str(path))
