@@ -55,6 +55,18 @@ MEASUREMENT_COLUMNS = [
     "other_cpu_pct",  # CPU use outside the measured process tree during the window
 ]
 
+# energies measured or estimated: never below zero, so a reader refuses a negative one
+# (energy above idle, `dynamic_*`, and differences may be negative and are not here)
+NON_NEGATIVE_ENERGY_COLUMNS = (
+    "energy_j",
+    "energy_j_per_sample",
+    "energy_j_per_sample_mean",
+    "energy_j_per_sample_ci95_low",
+    "energy_j_per_sample_ci95_high",
+    "estimated_energy_j",
+    "peer_energy_j_per_sample",
+)
+
 CASE_COLUMNS = [
     "run_id",
     "case_id",

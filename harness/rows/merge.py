@@ -118,6 +118,7 @@ def _merge_rows(run_dirs: list[Path], work: Path) -> set[str]:
             cases.append_many(_known(rows, CASE_COLUMNS, run_dir / "cases.csv"))
             finished = {row["case_id"] for row in rows}
             kept = [r for r in read_rows(run_dir / "measurements.csv") if r["case_id"] in finished]
+            _check_measured(run_dir, rows, {r["case_id"] for r in kept})
             measurements.append_many(
                 _known(kept, MEASUREMENT_COLUMNS, run_dir / "measurements.csv")
             )
@@ -132,6 +133,20 @@ def _merge_rows(run_dirs: list[Path], work: Path) -> set[str]:
             if appender is not None:
                 appender.close()
     return set(seen)
+
+
+def _check_measured(run_dir: Path, rows: list[dict[str, str]], measured: set[str]) -> None:
+    """Raise when a case that finished (`ok` in cases.csv) has no row in measurements.csv:
+    the shard lost that file, or part of it."""
+    lost = [r["case_id"] for r in rows if r.get("status") == "ok" and r["case_id"] not in measured]
+    if not lost:
+        return
+    path = run_dir / "measurements.csv"
+    what = f"{path} has no rows" if path.is_file() else f"{run_dir} has no measurements.csv"
+    raise EnergyHarnessError(
+        f"{what} for {len(lost)} finished case(s) of its cases.csv (first: {lost[0]}): "
+        "restore that file from the shard, or merge without this shard"
+    )
 
 
 def _known(rows: list[dict[str, str]], columns: list[str], path: Path) -> list[dict[str, str]]:

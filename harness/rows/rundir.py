@@ -77,6 +77,35 @@ def claim_run_dir(run_dir: Path) -> None:
         raise _holds_files(run_dir)
 
 
+def run_in_progress(run_dir: Path) -> str | None:
+    """Who is writing `run_dir` now (its lock's holder), or None when nobody is."""
+    try:
+        fd = os.open(Path(run_dir) / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None  # no lock file: no run was ever written there by this tool
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 1024, 0).decode("utf-8", "replace").strip()
+            return holder or "another process"
+        return None
+    finally:
+        os.close(fd)  # releases the shared lock
+
+
+def in_progress_note(run_dir: Path) -> str | None:
+    """A sentence for readers (report, compare) of a run still being written, or None."""
+    holder = run_in_progress(run_dir)
+    if holder is None:
+        return None
+    return (
+        f"{run_dir} is still being written by {holder}: these figures are of the cases "
+        "finished so far, and the case being measured may show only some of its "
+        "repetitions; look again when the run ends"
+    )
+
+
 def _open_lock(path: Path, shared: bool) -> int | None:
     """The lock file's descriptor; None for a reader of a folder it cannot write."""
     try:
