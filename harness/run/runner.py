@@ -49,14 +49,21 @@ CaseDone = Callable[[Case, dict[str, Any]], None]
 
 def _carbon(suite: Suite, options: RunOptions) -> CarbonSettings:
     c = suite.carbon
-    return carbon_settings(
-        country=options.country or c.country,
-        region=options.region or c.region,
-        intensity_g_per_kwh=options.carbon_intensity
-        if options.carbon_intensity is not None
-        else c.intensity_g_per_kwh,
-        pue=options.pue if options.pue is not None else (c.pue if c.pue is not None else 1.0),
-    )
+    try:
+        return carbon_settings(
+            country=options.country or c.country,
+            region=options.region or c.region,
+            intensity_g_per_kwh=options.carbon_intensity
+            if options.carbon_intensity is not None
+            else c.intensity_g_per_kwh,
+            pue=options.pue if options.pue is not None else (c.pue if c.pue is not None else 1.0),
+        )
+    except EnergyHarnessError as exc:  # a place the suite named: say its file and key
+        key = "region" if options.region is None and c.region else "country"
+        if getattr(options, key) is not None or getattr(c, key) is None:
+            raise
+        message = str(exc).replace("--carbon-intensity G_PER_KWH", "intensity_g_per_kwh")
+        raise EnergyHarnessError(f"{suite.source}: carbon.{key}: {message}") from None
 
 
 def _start_run_dir(run_dir: Path, suite: Suite, options: RunOptions) -> str:

@@ -193,5 +193,9 @@ def check_carbon(source: str, raw: dict[str, Any]) -> CarbonSpec:
             raise fail(source, f"carbon.{key}", f"expected a {expected.__name__}, got {value!r}")
         if expected is float and not math.isfinite(value):
             raise fail(source, f"carbon.{key}", f"expected a finite number, got {value!r}")
+        if key == "pue" and value < 1.0:
+            raise fail(source, "carbon.pue", f"must be >= 1.0 (facility / IT energy), got {value}")
+        if key == "intensity_g_per_kwh" and value < 0:
+            raise fail(source, f"carbon.{key}", f"must be >= 0 g/kWh, got {value}")
         out[key] = value
     return CarbonSpec(**out)

@@ -110,3 +110,19 @@ def test_probes_into_a_full_device_is_one_line():
     assert one_line(result) == (
         "error: cannot write standard output: No space left on device; free some space"
     )
+
+
+@pytest.mark.parametrize(
+    ("carbon", "message"),
+    [
+        ("pue = 0.5", "carbon.pue: must be >= 1.0 (facility / IT energy), got 0.5"),
+        ("intensity_g_per_kwh = -3.0", "carbon.intensity_g_per_kwh: must be >= 0 g/kWh, got"),
+        ('country = "XYZ"', "carbon.country: unknown country code 'XYZ': give an ISO-3 code"),
+    ],
+)
+def test_a_carbon_problem_names_the_suite_file_and_key(tmp_path, carbon, message):
+    suite = tmp_path / "s.toml"
+    suite.write_text(SUITE.replace("SETTING", "") + f"\n[carbon]\n{carbon}\n")
+    line = one_line(cli("run", str(suite), "--out", str(tmp_path / "run"), "--probe", "model"))
+    assert line.startswith(f"error: {suite}: {message}")
+    assert "--pue" not in line and "--carbon-intensity" not in line
