@@ -10,7 +10,7 @@ import sys
 
 from conftest import FakeZone
 from test_runner import SMALL, options, powercap  # noqa: F401 - the runner's fixtures
-from test_runner_faults import cli_command, cli_env, run_cli
+from test_runner_faults import cli_env, run_cli, start_cli
 
 from harness.rows.csvfile import read_rows
 
@@ -22,13 +22,7 @@ THREE_CASES = SMALL.replace(', "semi-structured-2:4", "int8-dynamic"]', "]").rep
 def test_a_closed_pipe_stops_after_the_case_and_keeps_its_row(powercap, options, tmp_path):
     (tmp_path / "s.toml").write_text(THREE_CASES)
     out = tmp_path / "run"
-    child = subprocess.Popen(
-        cli_command(powercap, str(tmp_path / "s.toml"), "--out", str(out)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env(options),
-    )
+    child = start_cli(powercap, options, str(tmp_path / "s.toml"), "--out", str(out))
     first = child.stdout.readline()  # `| head -1`: one line, then the reader is gone
     child.stdout.close()
     code = child.wait(timeout=600)
