@@ -6,6 +6,8 @@ import importlib
 
 import typer
 
+from harness.commands.streams import guard_stdout, sane_width_env
+
 app = typer.Typer(
     name="energy-harness",
     help="Measure the energy of ML workloads with hardware counters; estimate and compare.",
@@ -29,13 +31,17 @@ def _register_all() -> None:
         importlib.import_module(module_name).register(app)
 
 
+sane_width_env()  # before the commands' consoles read COLUMNS
 _register_all()
 
 
 def main() -> None:
     """Console-script entry point: our own warnings as one line each, the libraries'
-    deprecation notes left out (`harness.commands.common.cli_warnings`)."""
+    deprecation notes left out (`harness.commands.common.cli_warnings`); stdout and stderr
+    in ASCII where they cannot encode, stdout guarded against its reader going away
+    (`harness.commands.streams`)."""
     from harness.commands.common import cli_warnings, err_console
 
+    guard_stdout()
     with cli_warnings(lambda line: err_console.print(line, markup=False, highlight=False)):
         app()

@@ -25,6 +25,7 @@ _FIXES = {
     errno.EACCES: "make it writable or choose another folder",
     errno.EPERM: "make it writable or choose another folder",
     errno.EROFS: "make it writable or choose another folder",
+    errno.ENAMETOOLONG: "use a shorter name (at most 255 bytes per folder or file name)",
 }
 
 

@@ -73,7 +73,7 @@ def lookup_tdp_w(cpu_name: str, table: Path | None) -> tuple[float | None, str]:
     if not target:
         return None, "CPU model name unknown"
     best: tuple[int, str, float] | None = None
-    with table.open(newline="") as handle:
+    with table.open(newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
             name, tdp = row.get("Name", ""), row.get("TDP", "")
             cleaned = _clean(name)

@@ -22,13 +22,19 @@ power), so windows longer than a wrap period stay right. The counters that lie
 (`probes.tracks`): a counter that goes backwards when no wrap is possible in the elapsed
 time was reset and is an invalid reading, as is a jump above the zone's power bound and a
 counter that does not move for 500 update periods (a frozen interface, as in some VMs).
+A zone whose counter could wrap faster than every 2 x MIN_POLL_S (a range too small for
+its power) cannot be followed: each of its readings is invalid, with that reason.
+
+Every file is opened non-blocking and must be a regular file (sysfs files are; see
+`probes.powercap`): a FIFO under `--powercap-root` is a zone left out with why, never a
+hang.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
-import re
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -36,10 +42,17 @@ from pathlib import Path
 
 from probes.base import SOURCE_COUNTER, Domain, Probe, ProbeOptions, Reading
 from probes.errors import EnergyHarnessError
+from probes.powercap import (  # noqa: F401 - ENV_ROOT: imported from here too
+    DEFAULT_ROOTS,
+    ENV_ROOT,
+    find_zone_dirs,
+    open_regular,
+    read_int,
+    read_text,
+    resolve_root,
+)
 from probes.tracks import CounterTrack, reading
 
-ENV_ROOT = "ENERGY_HARNESS_POWERCAP_ROOT"
-DEFAULT_ROOTS = (Path("/sys/class/powercap"), Path("/sys/devices/virtual/powercap"))
 # Generous power ceilings (W) used only to bound wrap polling and to tell a wrap from a
 # counter glitch, when the zone states no max power of its own.
 DEFAULT_MAX_POWER_W = {"package": 1000.0, "psys": 2000.0, "dram": 500.0, "core": 1000.0}
@@ -52,8 +65,6 @@ RAPL_FROZEN_AFTER_S = 0.5
 MAY_REST = ("uncore",)
 READ_BYTES = 32  # an energy_uj line is at most 21 bytes (2^64 - 1 and a newline)
 
-_ZONE_RE = re.compile(r"^intel-rapl(-mmio)?(:\d+)+$")
-_CONTROL_RE = re.compile(r"^intel-rapl(-mmio)?$")
 
 PERMISSION_FIX = (
     "RAPL counters are readable by root only since CVE-2020-8694. Ask an administrator to "
@@ -77,6 +88,12 @@ class _Zone:
     max_power_w: float
     track: CounterTrack
     fd: int = -1  # energy_uj, open for the probe's lifetime (-1: closed)
+    too_fast: str = ""  # why the counter wraps too fast to follow ("" when it can be)
+
+    @property
+    def wrap_period_s(self) -> float:
+        """The shortest time the counter needs to wrap: its range at its max power."""
+        return self.max_range_uj / 1e6 / self.max_power_w
 
 
 @dataclass
@@ -98,51 +115,6 @@ class _Found:
     @property
     def mmio(self) -> bool:
         return self.zone_id.startswith("intel-rapl-mmio")
-
-
-def _read_int(path: Path) -> int:
-    """Read an integer sysfs file (OSError, or EnergyHarnessError naming the content)."""
-    text = path.read_text().strip()
-    try:
-        return int(text)
-    except ValueError:
-        raise EnergyHarnessError(f"{path} holds {text!r}, not an integer") from None
-
-
-def resolve_root(option: Path | None) -> Path | None:
-    """The powercap root: option, else $ENERGY_HARNESS_POWERCAP_ROOT, else the /sys defaults."""
-    if option is not None:
-        return Path(option)
-    env = os.environ.get(ENV_ROOT)
-    if env:
-        return Path(env)
-    for root in DEFAULT_ROOTS:
-        if root.is_dir():
-            return root
-    return None
-
-
-def find_zone_dirs(root: Path) -> dict[str, Path]:
-    """Zone id -> directory, for both flat (/sys/class) and nested (/sys/devices) layouts."""
-    found: dict[str, Path] = {}
-
-    def visit(directory: Path, depth: int) -> None:
-        if depth > 4:
-            return
-        try:
-            entries = sorted(directory.iterdir())
-        except OSError:
-            return
-        for entry in entries:
-            if _ZONE_RE.match(entry.name):
-                if entry.name not in found and (entry / "name").exists():
-                    found[entry.name] = entry
-                visit(entry, depth + 1)
-            elif _CONTROL_RE.match(entry.name) and entry.is_dir():
-                visit(entry, depth + 1)
-
-    visit(root, 0)
-    return found
 
 
 def _top_zone(zone_id: str) -> str:
@@ -190,6 +162,8 @@ def _problem(file: Path, zone_id: str, exc: OSError) -> str:
             f"{file.name} does not exist: the kernel or firmware exposes no counter for this "
             "zone; nothing to fix here (a newer kernel or BIOS may expose it)"
         )
+    if exc.errno is None:  # ours: not a regular file, said in full
+        return str(exc)
     return f"{exc.strerror or exc}; the kernel log (`dmesg | grep -i rapl`) may say why"
 
 
@@ -197,7 +171,7 @@ def _open_counter(found: _Found) -> None:
     """Open the zone's energy_uj and read it once, or set `found.problem`."""
     limit = found.directory / "max_energy_range_uj"
     try:
-        found.max_range_uj = _read_int(limit)
+        found.max_range_uj = read_int(limit)
         if found.max_range_uj <= 0:
             raise EnergyHarnessError(f"{limit} holds {found.max_range_uj}")
     except (OSError, EnergyHarnessError) as exc:
@@ -207,7 +181,7 @@ def _open_counter(found: _Found) -> None:
         )
         return
     try:
-        found.fd = os.open(found.energy_file, os.O_RDONLY)
+        found.fd = open_regular(found.energy_file)
         os.pread(found.fd, READ_BYTES, 0)  # sysfs may refuse the read itself (EIO, ENODATA)
     except OSError as exc:
         if found.fd >= 0:
@@ -224,6 +198,19 @@ def _unreadable_warning(pair: list[_Found]) -> str:
     for twin in pair[1:]:
         text += f"; its twin {twin.zone_id} cannot be read either ({twin.problem.split(';')[0]})"
     return text
+
+
+def _too_fast(zone: _Zone) -> str:
+    """Why the zone's counter cannot be followed (it may wrap twice between two polls at
+    the fastest polling this probe keeps up), or ""."""
+    if zone.wrap_period_s >= 2 * MIN_POLL_S:
+        return ""
+    return (
+        f"its counter wraps at {zone.max_range_uj} uJ (max_energy_range_uj), every "
+        f"{zone.wrap_period_s * 1e3:.2g} ms at up to {zone.max_power_w:.0f} W: faster than "
+        f"the {MIN_POLL_S * 1e3:.0f} ms polling can follow, so its readings are invalid "
+        "(a range this small is a driver or firmware fault)"
+    )
 
 
 def _close_fd(fd: int) -> None:
@@ -279,7 +266,7 @@ class RaplProbe(Probe):
         names: dict[str, str] = {}
         for zone_id, directory in dirs.items():
             try:
-                names[zone_id] = (directory / "name").read_text().strip()
+                names[zone_id] = read_text(directory / "name").strip()
             except OSError as exc:
                 self._warnings.append(f"rapl: {zone_id} is left out: cannot read its name ({exc})")
         found = []
@@ -339,6 +326,9 @@ class RaplProbe(Probe):
             )
             zone = _Zone(f.zone_id, f.energy_file, kind, domain, f.max_range_uj, max_power_w, track)
             zone.fd = f.fd
+            zone.too_fast = _too_fast(zone)
+            if zone.too_fast:
+                self._warnings.append(f"rapl: {f.name} ({f.zone_id}): {zone.too_fast}")
             self._advance(zone, now)  # the first reading: the base of the zone's total
             zones.append(zone)
         return sorted(zones, key=lambda z: z.domain.name)
@@ -368,7 +358,7 @@ class RaplProbe(Probe):
             return float(self.options.rapl_max_power_w)
         limit_file = zone_dir / "constraint_0_max_power_uw"
         try:
-            limit_w = _read_int(limit_file) / 1e6
+            limit_w = read_int(limit_file) / 1e6
         except (OSError, EnergyHarnessError):
             limit_w = 0.0
         if limit_w > 0:
@@ -386,13 +376,15 @@ class RaplProbe(Probe):
         return [z.domain for z in self._zones]
 
     def wrap_period_s(self) -> float:
-        """Shortest time any zone's counter needs to wrap at its generous max power."""
-        return min(z.max_range_uj / 1e6 / z.max_power_w for z in self._zones)
+        """Shortest time a counter that can be followed needs to wrap at its generous max
+        power (zones that wrap too fast are invalid anyway and do not set the pace)."""
+        return min((z.wrap_period_s for z in self._zones if not z.too_fast), default=math.inf)
 
     def start(self) -> None:
         if self._reason or self._loop is not None:
             return
-        self.poll_interval_s = max(MIN_POLL_S, self.wrap_period_s() / 2)
+        wrap_s = self.wrap_period_s()  # infinite when no zone can be followed
+        self.poll_interval_s = max(MIN_POLL_S, wrap_s / 2) if math.isfinite(wrap_s) else 1.0
         self._start_loop("rapl-wrap-poller", self.poll_interval_s, self.read)
 
     def close(self) -> None:
@@ -423,9 +415,12 @@ class RaplProbe(Probe):
 
     def _advance(self, zone: _Zone, now: float) -> None:
         """Fold the counter's movement since the last read into the zone's total."""
+        if zone.too_fast:
+            zone.track.fail(zone.too_fast)
+            return
         try:
             if zone.fd < 0:
-                zone.fd = os.open(zone.path, os.O_RDONLY)
+                zone.fd = open_regular(zone.path)
             data = os.pread(zone.fd, READ_BYTES, 0)
             raw = int(data)
         except OSError as exc:

@@ -31,6 +31,7 @@ from harness.estimate.names import (
 from harness.estimate.profiles import builtin_profiles
 from harness.report.format import fmt_si
 from harness.spec.precision import DEFAULT_PRECISION, check_precision
+from harness.spec.settings import check_seed
 
 if TYPE_CHECKING:
     from harness.estimate.model import ModelEstimate
@@ -250,6 +251,7 @@ def estimate_command(
     if mode not in MODES:
         raise EnergyHarnessError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     check_precision(precision, "--precision")
+    check_seed(seed, "--seed")
     if duration_s is not None and not (math.isfinite(duration_s) and duration_s >= 0):
         raise EnergyHarnessError(f"--duration-s must be a finite number >= 0, got {duration_s}")
     shape = _input_shape(input_shape)

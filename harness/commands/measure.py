@@ -65,8 +65,9 @@ def probes_command(
 SIGTERM_EXIT = 128 + signal.SIGTERM  # 143, as a shell reports a job stopped by SIGTERM
 
 
-def _run_child(cmd: list[str], quiet_stdout: bool) -> tuple[int, bool]:
-    """Run the command and wait for it; a shell-style exit code, and whether SIGTERM came.
+def _run_child(cmd: list[str], quiet_stdout: bool) -> tuple[int, bool, bool]:
+    """Run the command and wait for it; a shell-style exit code, whether SIGTERM came, and
+    whether it started at all (127: not found, 126: not executable, as a shell says).
 
     Ctrl-C waits too (the child got the same SIGINT). SIGTERM is forwarded to the child,
     which is waited for; the exit code is then 143.
@@ -74,11 +75,15 @@ def _run_child(cmd: list[str], quiet_stdout: bool) -> tuple[int, bool]:
     try:
         child = subprocess.Popen(cmd, stdout=sys.stderr if quiet_stdout else None)
     except FileNotFoundError:
-        err_console.print(f"energy-harness: command not found: {cmd[0]}", markup=False)
-        return 127, False
+        err_console.print(
+            f"energy-harness: command not found: {cmd[0]}", markup=False, soft_wrap=True
+        )
+        return 127, False, False
     except PermissionError:
-        err_console.print(f"energy-harness: permission denied: {cmd[0]}", markup=False)
-        return 126, False
+        err_console.print(
+            f"energy-harness: permission denied: {cmd[0]}", markup=False, soft_wrap=True
+        )
+        return 126, False, False
     terminated: list[int] = []
 
     def forward(signum: int, frame: object) -> None:
@@ -97,8 +102,8 @@ def _run_child(cmd: list[str], quiet_stdout: bool) -> tuple[int, bool]:
     finally:
         signal.signal(signal.SIGTERM, previous)
     if terminated:
-        return SIGTERM_EXIT, True
-    return (128 + (-code) if code < 0 else code), False
+        return SIGTERM_EXIT, True, True
+    return (128 + (-code) if code < 0 else code), False, True
 
 
 @user_errors
@@ -121,10 +126,10 @@ def measure_command(
     with meter, warnings.catch_warnings():
         warnings.simplefilter("ignore", ShortWindowWarning)  # printed below, with the rest
         meter.begin_window("command")
-        exit_code, terminated = _run_child(cmd, quiet_stdout=as_json)
+        exit_code, terminated, started = _run_child(cmd, quiet_stdout=as_json)
         m = meter.end_window("command")
-    if exit_code == 127 and not as_json:
-        raise typer.Exit(127)
+    if not started and not as_json:  # nothing ran: no figures to show
+        raise typer.Exit(exit_code)
     notes = [*selected.warnings, *m.warnings]
     if terminated:
         notes.append(

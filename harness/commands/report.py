@@ -15,10 +15,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from harness.commands.common import user_errors
+from harness.commands.common import err_console, user_errors
 from harness.measure.sources import source_label
 from harness.report.format import fmt_change, fmt_si, short_case_labels
 from harness.report.terminal import compact_table
+from harness.rows.rundir import in_progress_note
 
 if TYPE_CHECKING:
     from harness.report.compare import CaseComparison, VerdictPair
@@ -37,6 +38,7 @@ def report_command(
     """Write RUN_DIR/report.html (self-contained, plots embedded); print its path last."""
     from harness.report.page import write_report
 
+    _warn_in_progress(run_dir)
     path = write_report(run_dir)
     if open_browser:
         import webbrowser
@@ -64,6 +66,8 @@ def compare_command(
     """
     from harness.report.compare import compare_runs, run_differences, verdict_pairs
 
+    for run_dir in (run_a, run_b):
+        _warn_in_progress(run_dir)
     rows = compare_runs(run_a, run_b)
     if as_json:
         print(json.dumps([r.to_dict() for r in rows]))
@@ -83,6 +87,12 @@ def compare_command(
         for run, why in (("A", r.unstable_a), ("B", r.unstable_b)):
             if why:
                 _line(f"warning: {r.case_id} is unstable in run {run}: {why}")
+
+
+def _warn_in_progress(run_dir: Path) -> None:
+    note = in_progress_note(run_dir)
+    if note is not None:
+        err_console.print(f"warning: {note}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _line(text: str) -> None:

@@ -10,11 +10,14 @@ import typer
 from rich.console import Console
 
 from harness.commands.common import PowercapRoot, ProbeNames, err_console, user_errors
+from harness.commands.streams import stdout_closed
 from harness.errors import EnergyHarnessError
 from harness.report.terminal import print_run_summary
+from harness.spec.case import Case
 
 console = Console(emoji=False)
 NOTHING_MEASURED = 3  # exit code of a run in which no case finished
+PIPE_CLOSED_EXIT = 141  # as a process stopped by SIGPIPE (128 + 13)
 
 
 def finished_cases(run_dir: Path) -> int:
@@ -49,8 +52,19 @@ def _refuse_changes_on_resume(given: dict[str, object]) -> None:
 
 
 def _interrupted(exc: KeyboardInterrupt) -> None:
-    """Say what an interrupt kept and how to continue."""
+    """Say what an interrupt kept and how to continue (on stderr when stdout's reader
+    went away: the run then stopped after the case in progress)."""
     where = getattr(exc, "run_dir", None)
+    if stdout_closed():
+        _say_on_stderr(
+            "standard output was closed: the run stopped after the case in progress; "
+            + (
+                f"every finished row is kept: continue with `energy-harness run --resume {where}`"
+                if where is not None
+                else "no run directory was made: nothing to resume"
+            )
+        )
+        return
     if where is None:
         console.print("interrupted before a run directory was made: nothing to resume")
         return
@@ -61,6 +75,10 @@ def _interrupted(exc: KeyboardInterrupt) -> None:
         soft_wrap=True,
     )
     console.print(str(where), markup=False, highlight=False)
+
+
+def _say_on_stderr(message: str) -> None:
+    err_console.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 @user_errors
@@ -123,18 +141,21 @@ def run_command(
     # Slurm and batch systems stop jobs with SIGTERM: finish like Ctrl-C, rows kept.
     signal.signal(signal.SIGTERM, _interrupt)
     measured: list[str] = []
+
+    def case_done(case: Case, row: dict) -> None:
+        measured.append(case.case_id)
+        if stdout_closed():  # `run | head`: stop now that the case's rows are written
+            raise KeyboardInterrupt
+
     try:
         run_dir = run_suite(
-            loaded,
-            options,
-            out=out,
-            resume=resume,
-            console=console,
-            on_case_done=lambda case, row: measured.append(case.case_id),
+            loaded, options, out=out, resume=resume, console=console, on_case_done=case_done
         )
     except KeyboardInterrupt as exc:
         _interrupted(exc)
-        raise typer.Exit(130) from None
+        raise typer.Exit(PIPE_CLOSED_EXIT if stdout_closed() else 130) from None
+    if stdout_closed():
+        _say_on_stderr(f"standard output was closed; the run finished: {run_dir}")
     print_summary(run_dir)
     if report and (measured or resume is None):  # a finished run resumed is left as it is
         from harness.report.page import write_report

@@ -151,9 +151,25 @@ def load_profile(name_or_path: str | Path) -> Profile:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise EnergyHarnessError(f"cannot read profile {path}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise EnergyHarnessError(
+            f"profile {path} is not UTF-8 text (byte {exc.start}: {exc.reason}); "
+            "save it as UTF-8 TOML"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise EnergyHarnessError(f"profile {path} is not valid TOML: {exc}") from exc
     return parse_profile(data, str(path))
+
+
+def check_profile_setting(source: str, name_or_path: str) -> None:
+    """Raise (naming the suite file and key) unless `estimate_profile` is `auto` or a
+    profile that loads: checked before anything is measured."""
+    if name_or_path == "auto":
+        return
+    try:
+        load_profile(name_or_path)
+    except EnergyHarnessError as exc:
+        raise EnergyHarnessError(f"{source}: suite.estimate_profile: {exc}") from None
 
 
 def _number(origin: str, where: str, key: str, value: object, *, positive: bool) -> float:

@@ -82,6 +82,13 @@ def _read_cases(run_dir: Path) -> tuple[Any, list[str]]:
     energy = pd.to_numeric(cases["energy_j"], errors="coerce")
     bad = energy.isna() | (energy <= 0)
     names = cases["case"] if "case" in cases else cases.index
+    if len(cases) and bad.all():
+        zero = int((energy == 0).sum())
+        raise EnergyHarnessError(
+            f"{path}: no case has an energy_j above zero ({zero} of {len(cases)} are zero, "
+            "the others empty): there is no measured energy to fit; run the suite where a "
+            "probe measures energy (`energy-harness probes`), then calibrate from that run"
+        )
     return cases[~bad].reset_index(drop=True), [str(c) for c in names[bad]]
 
 

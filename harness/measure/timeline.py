@@ -208,7 +208,7 @@ class PowerTimeline:
         points = self.points()
         path = Path(path)
         header = not (append and path.exists() and path.stat().st_size > 0)
-        with path.open("a" if append else "w", newline="") as handle:
+        with path.open("a" if append else "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             if header:
                 writer.writerow(TIMELINE_COLUMNS)

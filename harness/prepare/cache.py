@@ -28,6 +28,7 @@ again and overwrites it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -42,7 +43,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.errors import EnergyHarnessError
+from harness.errors import EnergyHarnessError, HarnessWarning
 from harness.prepare.hardware import quantize_dynamic_int8
 from harness.spec.catalog import build_model
 
@@ -243,7 +244,9 @@ class ModelCache:
     """Prepared models on disk under `root` (default: $ENERGY_HARNESS_CACHE or results/cache).
 
     `enabled=False` makes every lookup a miss and every save a no-op; `read_only=True`
-    reads hits but saves nothing (a folder this process cannot write).
+    reads hits but saves nothing (a folder this process cannot write). A save that fails
+    (full disk, folder gone) warns once, leaves no partial file and makes the cache read
+    only: the models already prepared are still measured.
     """
 
     def __init__(
@@ -312,11 +315,12 @@ class ModelCache:
         key_fields: Mapping[str, Any] | None = None,
         meta: Mapping[str, Any] | None = None,
     ) -> Path | None:
-        """Write `model` under `key` atomically; returns the file (None when disabled).
+        """Write `model` under `key` atomically; returns the file, or None when disabled,
+        read only, or when the write failed.
 
-        `meta` must hold plain values only (numbers, strings, lists, dicts). Raises
-        EnergyHarnessError if the cache folder cannot be written (the partial file is
-        removed).
+        `meta` must hold plain values only (numbers, strings, lists, dicts). A failed write
+        (OSError, or torch's RuntimeError on a short write) removes the partial file, warns
+        once (HarnessWarning naming the fix) and makes this cache read only.
         """
         if not self.enabled or self.read_only:
             return None
@@ -334,18 +338,33 @@ class ModelCache:
             "meta": _canonical(meta or {}),
         }
         path = self.path_for(key)
-        tmp = None
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=self.root)
-            with os.fdopen(fd, "wb") as handle:
-                torch.save(payload, handle)
-            os.replace(tmp, path)
-        except OSError as exc:
-            if tmp is not None and os.path.exists(tmp):
-                os.unlink(tmp)
-            raise EnergyHarnessError(
-                f"cannot write the model cache {path} ({exc}); make the folder writable, "
-                f"point ${CACHE_DIR_ENV} elsewhere, or disable the cache"
-            ) from exc
+            _write_atomically(path, payload)
+        except (OSError, RuntimeError) as exc:
+            self.read_only = True
+            cause = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+            warnings.warn(
+                HarnessWarning(
+                    f"cannot write the model cache {path} ({cause}); prepared models are no "
+                    f"longer saved in this run. Free some space, point ${CACHE_DIR_ENV} "
+                    "elsewhere, or run with --no-cache"
+                ),
+                stacklevel=2,
+            )
+            return None
         return path
+
+
+def _write_atomically(path: Path, payload: Mapping[str, Any]) -> None:
+    """torch.save into a temporary file beside `path`, then rename; on any failure the
+    temporary file is removed and the error raised."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

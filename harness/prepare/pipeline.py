@@ -81,11 +81,16 @@ def _recipe(
     params: Mapping[str, Any] | None,
     config: TrainConfig,
     seed: int,
+    model_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The key fields of a prepared model: its parameters as used (`effective_params`)
-    and the model's arguments for the data's shape among them."""
+    and the model's arguments: those for the data's shape, then the suite's `options`
+    (which win where both name an argument)."""
     resolved = effective_params(resolve_variant(variant, params), config)
-    model_kwargs = model_kwargs_for_input(model_name, data.input_shape, data.num_classes)
+    model_kwargs = {
+        **model_kwargs_for_input(model_name, data.input_shape, data.num_classes),
+        **dict(model_options or {}),
+    }
     return _key_fields(model_name, model_kwargs, data, variant, resolved, config, seed)
 
 
@@ -183,17 +188,18 @@ def prepare_model(
     cache: ModelCache | None = None,
     log: Callable[[str], None] | None = None,
     on_epoch: EpochDone | None = None,
+    model_options: Mapping[str, Any] | None = None,
 ) -> PreparedModel:
     """Train, compress and evaluate a model, or read it from `cache` (None: no cache).
 
     The dense model is prepared (and cached) first and shared by all variants of the
     same model, data, training settings and seed. `log` hears what is being done
     (training, compressing); `on_epoch(epoch, mean_loss)` after every epoch of training
-    or fine-tuning. Raises VariantUnsupported before any training if the variant cannot
-    run on `device`.
+    or fine-tuning. `model_options` are the suite's arguments for the model's factory.
+    Raises VariantUnsupported before any training if the variant cannot run on `device`.
     """
     config = train_config or TrainConfig()
-    key_fields = _recipe(model_name, data, variant, params, config, seed)
+    key_fields = _recipe(model_name, data, variant, params, config, seed, model_options)
     resolved, model_kwargs = key_fields["params"], key_fields["model_kwargs"]
     device = torch.device(device)
     check_supported(variant, device)
@@ -225,6 +231,7 @@ def prepare_model(
         cache=cache,
         log=log,
         on_epoch=on_epoch,
+        model_options=model_options,
     )
     say(f"compressing {model_name} to {variant}")
     compressed = compress_model(
@@ -253,6 +260,7 @@ def training_plan(
     seed: int = 0,
     train_config: TrainConfig | None = None,
     cache: ModelCache | None = None,
+    model_options: Mapping[str, Any] | None = None,
 ) -> dict[str, int]:
     """Epochs of training that `prepare_model` would run, by cache key: the dense model's
     training unless its file is in `cache`, and the variant's fine-tuning unless its file
@@ -260,7 +268,7 @@ def training_plan(
     config = train_config or TrainConfig()
 
     def missing(name: str, chosen: Mapping[str, Any] | None) -> str | None:
-        key = cache_key(_recipe(model_name, data, name, chosen, config, seed))
+        key = cache_key(_recipe(model_name, data, name, chosen, config, seed, model_options))
         return None if cache is not None and cache.path_for(key).exists() else key
 
     key = missing(variant, params)

@@ -75,7 +75,7 @@ def load_environment(path: Path) -> tuple[dict[str, Any] | None, str]:
     if not path.exists():
         return None, "environment.json is missing: no environment facts for this run."
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         return None, f"environment.json could not be read ({exc})."
     if not isinstance(data, dict):

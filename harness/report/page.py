@@ -37,6 +37,7 @@ from harness.report.views import ESTIMATE_COLUMNS, CaseView, build_cases
 from harness.rows.csvfile import read_rows, write_atomic
 from harness.rows.headline import Headline, headline
 from harness.rows.repetitions import load_run_repetitions
+from harness.rows.rundir import in_progress_note
 from harness.rows.vs_dense import GroupKey, case_energies
 
 STATUS_CLASS = {"skipped": "skipped", "failed": "failed"}
@@ -162,9 +163,9 @@ def _counts(cases: list[CaseView]) -> str:
 
 
 def run_notes(run_dir: Path, cases: list[CaseView]) -> list[str]:
-    """What the reader must know before the figures: missing files, unusable and
-    disturbed windows, comparisons not judged, unstable cases."""
-    notes = []
+    """What the reader must know before the figures: a run still being written, missing
+    files, unusable and disturbed windows, comparisons not judged, unstable cases."""
+    notes = [note + "." for note in [in_progress_note(run_dir)] if note]
     if not (run_dir / "cases.csv").exists():
         notes.append("cases.csv is missing: accuracy, estimates and CO2 are not available.")
     if not cases:

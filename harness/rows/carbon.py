@@ -70,7 +70,7 @@ def _data_dir() -> Path:
 def _load(name: str) -> dict[str, Any]:
     path = _data_dir() / name
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise EnergyHarnessError(
             f"codecarbon's data file {path} is missing ({exc}); reinstall codecarbon or give "

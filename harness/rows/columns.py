@@ -74,6 +74,18 @@ MEASUREMENT_COLUMNS = [
     "disturbed_reason",
 ]
 
+# energies measured or estimated: never below zero, so a reader refuses a negative one
+# (energy above idle, `dynamic_*`, and differences may be negative and are not here)
+NON_NEGATIVE_ENERGY_COLUMNS = (
+    "energy_j",
+    "energy_j_per_sample",
+    "energy_j_per_sample_mean",
+    "energy_j_per_sample_ci95_low",
+    "energy_j_per_sample_ci95_high",
+    "estimated_energy_j",
+    "peer_energy_j_per_sample",
+)
+
 CASE_COLUMNS = [
     "run_id",
     "case_id",
@@ -150,4 +162,5 @@ CASE_COLUMNS = [
     "accuracy_ci95_low",
     "accuracy_ci95_high",
     *ACCURACY_VS_DENSE_COLUMNS,
+    "model_options",  # the suite's arguments for the model's factory, as given
 ]

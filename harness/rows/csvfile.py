@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import EnergyHarnessError, OutputError, output_error
+from harness.rows.columns import NON_NEGATIVE_ENERGY_COLUMNS
 
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
@@ -232,7 +233,8 @@ def read_rows(path: Path) -> list[dict[str, str]]:
     """All rows of a CSV as dicts of strings ([] if the file is absent).
 
     Raises EnergyHarnessError naming the file and line when a line has the wrong number
-    of fields or the last one was cut off mid-write.
+    of fields, the last one was cut off mid-write, or an energy is negative
+    (NON_NEGATIVE_ENERGY_COLUMNS).
     """
     path = Path(path)
     if not path.exists():
@@ -246,7 +248,24 @@ def read_rows(path: Path) -> list[dict[str, str]]:
             "that line"
         )
     header = _check_records(path, parsed)
-    return [dict(zip(header, fields, strict=True)) for _, fields in parsed.records[1:] if fields]
+    rows = []
+    energies = [c for c in header if c in NON_NEGATIVE_ENERGY_COLUMNS]
+    for line, fields in parsed.records[1:]:
+        if fields:
+            rows.append(dict(zip(header, fields, strict=True)))
+            _check_energies(path, line, rows[-1], energies)
+    return rows
+
+
+def _check_energies(path: Path, line: int, row: dict[str, str], columns: list[str]) -> None:
+    """Raise naming the file and line where an energy column holds a negative number."""
+    for column in columns:
+        if parse_float(row[column]) < 0:
+            raise EnergyHarnessError(
+                f"{path}: line {line}: {column} is {row[column]}, below zero; an energy "
+                "never is (a damaged or hand-edited line): restore the file, or delete that "
+                "line (its case is then measured again on --resume)"
+            )
 
 
 def rewrite_csv(path: Path, columns: list[str], rows: Iterable[dict[str, Any]]) -> None:

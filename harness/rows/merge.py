@@ -76,7 +76,11 @@ def _taken(out: Path) -> EnergyHarnessError:
 
 def _one_suite(run_dirs: list[Path]) -> str | None:
     """The suite.toml text the shards share (None when none has one); raises otherwise."""
-    texts = {d: (d / "suite.toml").read_text() for d in run_dirs if (d / "suite.toml").is_file()}
+    texts = {
+        d: (d / "suite.toml").read_text(encoding="utf-8")
+        for d in run_dirs
+        if (d / "suite.toml").is_file()
+    }
     if not texts:
         return None
     missing = [d for d in run_dirs if d not in texts]
@@ -114,6 +118,7 @@ def _merge_rows(run_dirs: list[Path], work: Path) -> set[str]:
             cases.append_many(_known(rows, CASE_COLUMNS, run_dir / "cases.csv"))
             finished = {row["case_id"] for row in rows}
             kept = [r for r in read_rows(run_dir / "measurements.csv") if r["case_id"] in finished]
+            _check_measured(run_dir, rows, {r["case_id"] for r in kept})
             measurements.append_many(
                 _known(kept, MEASUREMENT_COLUMNS, run_dir / "measurements.csv")
             )
@@ -128,6 +133,20 @@ def _merge_rows(run_dirs: list[Path], work: Path) -> set[str]:
             if appender is not None:
                 appender.close()
     return set(seen)
+
+
+def _check_measured(run_dir: Path, rows: list[dict[str, str]], measured: set[str]) -> None:
+    """Raise when a case that finished (`ok` in cases.csv) has no row in measurements.csv:
+    the shard lost that file, or part of it."""
+    lost = [r["case_id"] for r in rows if r.get("status") == "ok" and r["case_id"] not in measured]
+    if not lost:
+        return
+    path = run_dir / "measurements.csv"
+    what = f"{path} has no rows" if path.is_file() else f"{run_dir} has no measurements.csv"
+    raise EnergyHarnessError(
+        f"{what} for {len(lost)} finished case(s) of its cases.csv (first: {lost[0]}): "
+        "restore that file from the shard, or merge without this shard"
+    )
 
 
 def _known(rows: list[dict[str, str]], columns: list[str], path: Path) -> list[dict[str, str]]:
@@ -148,7 +167,7 @@ def _merge_records(run_dirs: list[Path], work: Path, run_id: str, suite_text: st
         env_file = run_dir / "environment.json"
         if env_file.is_file():
             try:
-                environments[str(run_dir)] = json.loads(env_file.read_text())
+                environments[str(run_dir)] = json.loads(env_file.read_text(encoding="utf-8"))
             except ValueError as exc:
                 raise EnergyHarnessError(f"{env_file} is damaged ({exc})") from None
     first = next(iter(environments.values()), {})

@@ -30,17 +30,26 @@ def new_run_id(now: datetime | None = None) -> str:
     return (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
 
 
+def _holds_files(out: Path) -> EnergyHarnessError:
+    return EnergyHarnessError(
+        f"--out {out} already holds files; choose an empty directory, or continue "
+        f"that run with `energy-harness run --resume {out}`"
+    )
+
+
 def create_run_dir(out: Path | None, results_root: Path = Path("results")) -> Path:
-    """A fresh run directory: `out` (must be empty or absent) or results/<run-id>[-N]."""
+    """A fresh run directory: `out` (must be empty or absent) or results/<run-id>[-N].
+
+    Two processes may both find `out` empty: the one that wins its lock writes it, the
+    other is refused by `claim_run_dir`, which each calls under the lock."""
     if out is not None:
         out = Path(out)
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise EnergyHarnessError(
-                f"--out {out} already holds files; choose an empty directory, or continue "
-                f"that run with `energy-harness run --resume {out}`"
-            )
         try:
-            out.mkdir(parents=True, exist_ok=True)
+            if out.exists() and (not out.is_dir() or any(out.iterdir())):
+                raise _holds_files(out)
+            out.mkdir(parents=True)
+        except FileExistsError:
+            pass  # empty a moment ago, or made meanwhile: `claim_run_dir` decides
         except OSError as exc:
             raise output_error(out, exc, "create") from None
         return out
@@ -55,6 +64,46 @@ def create_run_dir(out: Path | None, results_root: Path = Path("results")) -> Pa
             candidate = base.with_name(f"{base.name}-{n}")
         except OSError as exc:
             raise output_error(candidate, exc, "create") from None
+
+
+def claim_run_dir(run_dir: Path) -> None:
+    """Under the run's lock, before writing its first file: refuse a directory that holds
+    anything but the lock (another run got there first)."""
+    try:
+        taken = [p for p in Path(run_dir).iterdir() if p.name != LOCK_FILE]
+    except NotADirectoryError:
+        taken = [run_dir]
+    if taken:
+        raise _holds_files(run_dir)
+
+
+def run_in_progress(run_dir: Path) -> str | None:
+    """Who is writing `run_dir` now (its lock's holder), or None when nobody is."""
+    try:
+        fd = os.open(Path(run_dir) / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None  # no lock file: no run was ever written there by this tool
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 1024, 0).decode("utf-8", "replace").strip()
+            return holder or "another process"
+        return None
+    finally:
+        os.close(fd)  # releases the shared lock
+
+
+def in_progress_note(run_dir: Path) -> str | None:
+    """A sentence for readers (report, compare) of a run still being written, or None."""
+    holder = run_in_progress(run_dir)
+    if holder is None:
+        return None
+    return (
+        f"{run_dir} is still being written by {holder}: these figures are of the cases "
+        "finished so far, and the case being measured may show only some of its "
+        "repetitions; look again when the run ends"
+    )
 
 
 def _open_lock(path: Path, shared: bool) -> int | None:

@@ -114,6 +114,7 @@ def planned_epochs(ctx: CaseContext, todo: list[Case]) -> int:
                     seed=s.seed,
                     train_config=TrainConfig(epochs=s.train_epochs),
                     cache=ctx.cache,
+                    model_options=dict(case.model_options),
                 )
             )
         except (EnergyHarnessError, OSError, ValueError):

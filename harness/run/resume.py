@@ -45,7 +45,7 @@ def load_resume(run_dir: Path) -> tuple[Suite, RunOptions, dict[str, Any]]:
     file and how to recover."""
     meta_path = run_dir / "run.json"
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if not isinstance(meta, dict) or not isinstance(meta.get("options"), dict):
             raise ValueError("no `options` table")
         options = RunOptions.from_dict(meta["options"])
@@ -56,7 +56,7 @@ def load_resume(run_dir: Path) -> tuple[Suite, RunOptions, dict[str, Any]]:
             f"`energy-harness run {run_dir}/suite.toml --out NEW_DIR`"
         ) from None
     try:
-        text = (run_dir / "suite.toml").read_text()
+        text = (run_dir / "suite.toml").read_text(encoding="utf-8")
     except OSError as exc:
         raise EnergyHarnessError(
             f"cannot read {run_dir}/suite.toml ({exc.strerror}); copy the suite file this "

@@ -20,6 +20,7 @@ from typing import Any
 from rich.console import Console
 
 from harness.errors import EnergyHarnessError, OutputError
+from harness.estimate.profiles import check_profile_setting
 from harness.measure.clock import utc_now_iso
 from harness.measure.environment import environment_record
 from harness.measure.meter import EnergyMeter
@@ -31,7 +32,7 @@ from harness.rows.carbon import CarbonSettings, carbon_settings
 from harness.rows.cases import failed_case_row
 from harness.rows.columns import CASE_COLUMNS, MEASUREMENT_COLUMNS
 from harness.rows.csvfile import CsvAppender, write_atomic, write_json
-from harness.rows.rundir import create_run_dir, locked_run_dir
+from harness.rows.rundir import LOCK_FILE, claim_run_dir, create_run_dir, locked_run_dir
 from harness.run.case import CaseContext, failure_row
 from harness.run.ddp.case import run_ddp_case
 from harness.run.group import run_group
@@ -50,23 +51,29 @@ CaseDone = Callable[[Case, dict[str, Any]], None]
 
 def _carbon(suite: Suite, options: RunOptions) -> CarbonSettings:
     c = suite.carbon
-    return carbon_settings(
-        country=options.country or c.country,
-        region=options.region or c.region,
-        intensity_g_per_kwh=options.carbon_intensity
-        if options.carbon_intensity is not None
-        else c.intensity_g_per_kwh,
-        pue=options.pue if options.pue is not None else (c.pue if c.pue is not None else 1.0),
-    )
+    try:
+        return carbon_settings(
+            country=options.country or c.country,
+            region=options.region or c.region,
+            intensity_g_per_kwh=options.carbon_intensity
+            if options.carbon_intensity is not None
+            else c.intensity_g_per_kwh,
+            pue=options.pue if options.pue is not None else (c.pue if c.pue is not None else 1.0),
+        )
+    except EnergyHarnessError as exc:  # a place the suite named: say its file and key
+        key = "region" if options.region is None and c.region else "country"
+        if getattr(options, key) is not None or getattr(c, key) is None:
+            raise
+        message = str(exc).replace("--carbon-intensity G_PER_KWH", "intensity_g_per_kwh")
+        raise EnergyHarnessError(f"{suite.source}: carbon.{key}: {message}") from None
 
 
-def _new_run_dir(
-    suite: Suite, options: RunOptions, out: Path | None, root: Path
-) -> tuple[Path, str]:
-    """A fresh run directory with the suite as written and the run's options; its start.
+def _start_run_dir(run_dir: Path, suite: Suite, options: RunOptions) -> str:
+    """Write the suite as written and the run's options into `run_dir`, whose lock the
+    caller holds; refused if another run got there first. Returns the run's start.
 
     If these first files cannot be written, nothing is left behind."""
-    run_dir = create_run_dir(out, root)
+    claim_run_dir(run_dir)
     started = utc_now_iso()
     try:
         write_atomic(run_dir / "suite.toml", suite.text)
@@ -80,13 +87,13 @@ def _new_run_dir(
             },
         )
     except BaseException:
-        for name in ("suite.toml", "run.json"):
+        for name in ("suite.toml", "run.json", LOCK_FILE):
             with contextlib.suppress(OSError):
                 (run_dir / name).unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             run_dir.rmdir()  # only if empty: nothing of the user's is removed
         raise
-    return run_dir, started
+    return started
 
 
 def _write_environment(
@@ -169,8 +176,9 @@ def run_suite(
     if suite is None:
         raise EnergyHarnessError("run_suite needs a suite or a run directory to resume")
     carbon, meter = _checked_settings(suite, options, console)  # before a run dir is made
-    run_dir, started = _new_run_dir(suite, options, out, results_root)
-    with _locked(run_dir, "run"):
+    run_dir = create_run_dir(out, results_root)
+    with _locked(run_dir, "run"):  # taken before the first file is written
+        started = _start_run_dir(run_dir, suite, options)
         session = _Session(run_dir, run_dir.name, suite, options, started, console)
         _run_session(session, carbon, meter, on_case_done)
     return run_dir
@@ -181,6 +189,7 @@ def _checked_settings(
 ) -> tuple[CarbonSettings, EnergyMeter]:
     """The carbon settings and the meter: what a user can get wrong fails here; the parts
     a probe leaves out (a zone it cannot read, a GPU it cannot measure) are said now."""
+    check_profile_setting(suite.source, suite.settings.estimate_profile)
     carbon = _carbon(suite, options)
     names = options.probes or list(suite.settings.probes) or None
     selected = select_probes(names, _probe_options(options))

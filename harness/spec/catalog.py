@@ -233,4 +233,4 @@ def suite_text(name: str) -> str:
             f"no suite file {name!r} and no bundled suite of that name; bundled suites: "
             + (", ".join(registered) or "none (the package is not installed)")
         )
-    return registered[name].load().read_text()  # a Path or importlib Traversable
+    return registered[name].load().read_text(encoding="utf-8")  # a Path or importlib Traversable

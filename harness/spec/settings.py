@@ -72,6 +72,8 @@ class CarbonSpec:
 
 _DEFAULTS = SuiteSettings()
 MAX_TIMELINE_HZ = 1000.0
+MAX_SEED = 2**63 - 1  # torch's generators take a 64-bit seed
+MAX_WINDOW_S = 3600.0  # min_window_s and idle_baseline_s: an hour per window at most
 SETTING_KEYS = tuple(f.name for f in fields(SuiteSettings))
 CARBON_KEYS = {"country": str, "region": str, "intensity_g_per_kwh": float, "pue": float}
 _POSITIVE = (
@@ -91,6 +93,14 @@ _NOT_NEGATIVE = (
     "finetune_epochs",
     "processes",
 )
+
+
+def check_seed(seed: int, where: str) -> int:
+    """`seed` if torch, NumPy and Python can all be seeded with it; else raises naming
+    `where` (a suite key or a flag)."""
+    if not 0 <= seed <= MAX_SEED:
+        raise EnergyHarnessError(f"{where}: a seed from 0 to {MAX_SEED}, got {seed}")
+    return seed
 
 
 def fail(source: str, key: str, problem: str) -> EnergyHarnessError:
@@ -152,6 +162,14 @@ def check_settings(source: str, raw: dict[str, Any]) -> SuiteSettings:
     for key in _NOT_NEGATIVE:
         if getattr(settings, key) < 0:
             raise fail(source, f"suite.{key}", f"must be >= 0, got {getattr(settings, key)!r}")
+    for key in ("min_window_s", "idle_baseline_s"):  # a window that never ends
+        if getattr(settings, key) > MAX_WINDOW_S:
+            raise fail(
+                source,
+                f"suite.{key}",
+                f"must be at most {MAX_WINDOW_S:g} s, got {getattr(settings, key)!r}",
+            )
+    check_seed(settings.seed, f"{source}: suite.seed")
     if settings.timeline_hz > MAX_TIMELINE_HZ:  # faster only spins the sampler
         raise fail(
             source,
@@ -190,5 +208,9 @@ def check_carbon(source: str, raw: dict[str, Any]) -> CarbonSpec:
             raise fail(source, f"carbon.{key}", f"expected a {expected.__name__}, got {value!r}")
         if expected is float and not math.isfinite(value):
             raise fail(source, f"carbon.{key}", f"expected a finite number, got {value!r}")
+        if key == "pue" and value < 1.0:
+            raise fail(source, "carbon.pue", f"must be >= 1.0 (facility / IT energy), got {value}")
+        if key == "intensity_g_per_kwh" and value < 0:
+            raise fail(source, f"carbon.{key}", f"must be >= 0 g/kWh, got {value}")
         out[key] = value
     return CarbonSpec(**out)

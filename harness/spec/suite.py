@@ -186,7 +186,12 @@ def load_suite(path: Path | str | None) -> Suite:
         return parse_suite(suite_text(name), f"{name} (bundled suite)")
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise EnergyHarnessError(f"cannot read suite file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise EnergyHarnessError(
+            f"suite file {path} is not UTF-8 text (byte {exc.start}: {exc.reason}); "
+            "save it as UTF-8 TOML"
+        ) from None
     return parse_suite(text, str(path))

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 import time
 
 import pytest
-from conftest import INTEL_ZONES, FakeZone, run_unprivileged
+from conftest import INTEL_ZONES, FakePowercap, FakeZone, run_unprivileged
 
 from harness.measure.meter import EnergyMeter
 from probes.base import ProbeOptions
@@ -289,3 +292,40 @@ def test_missing_tree_and_env_root(tmp_path, monkeypatch, fake_powercap):
     probe = RaplProbe()
     assert probe.unavailable_reason() is None
     assert probe.root == tree.root
+
+
+@pytest.mark.filterwarnings("ignore::harness.measure.meter.ShortWindowWarning")
+def test_a_counter_that_wraps_faster_than_polling_is_invalid_not_undercounted(fake_powercap):
+    # 100,000 uJ at 20 W wraps every 5 ms (0.1 ms at the assumed 1000 W): no poll keeps up
+    fast = FakeZone("intel-rapl:0", "package-0", 20.0, max_range_uj=100_000)
+    tree = fake_powercap([fast, FakeZone("intel-rapl:0:0", "dram", 5.0)])
+    probe, m = measure(tree.root, 1.0)
+    package = next(d for d in m.domains if d.domain == "cpu:package-0")
+    assert package.energy_j is None
+    assert "wraps at 100000 uJ (max_energy_range_uj), every 0.1 ms at up to 1000 W" in (
+        package.invalid_reason
+    )
+    assert math.isnan(m.total_energy_j)  # never a silent 13 J for 20 J
+    assert m.energy_of("cpu:dram-0") == pytest.approx(5 * m.duration_s, rel=0.02)
+    assert any("faster than the 5 ms polling can follow" in w for w in probe.warnings())
+
+
+def test_a_fifo_counter_is_left_out_with_why_and_never_hangs(tmp_path):
+    zones = [
+        FakeZone("intel-rapl:0", "package-0", 20.0),
+        FakeZone("intel-rapl:0:0", "dram", 5.0, counter=False),
+    ]
+    tree = FakePowercap(tmp_path, zones)  # not started: nothing writes the FIFO
+    os.mkfifo(zones[1].path / "energy_uj")
+    result = subprocess.run(
+        [sys.executable, "-m", "harness", "probes", "--powercap-root", str(tree.root)],
+        capture_output=True,
+        text=True,
+        timeout=60,  # before: blocked in open() for ever
+    )
+    assert result.returncode == 0, result.stderr
+    said = " ".join((result.stdout + result.stderr).split())
+    assert "rapl: dram (intel-rapl:0:0) is left out: cannot read" in said
+    assert "is not a regular file (a FIFO, socket or device)" in said
+    probe = RaplProbe(ProbeOptions(powercap_root=tree.root))
+    assert [d.name for d in probe.domains()] == ["cpu:package-0"]

@@ -70,6 +70,7 @@ def _case_file(
             "variant": case.variant,
             "batch_size": case.batch_size,
             "device": case.device,
+            "model_options": dict(case.model_options),
         },
         "variant_params": params,
         "settings": {
@@ -100,7 +101,7 @@ def _launch(
     """Run torchrun on this node; rows are appended as each repetition arrives."""
     s = ctx.suite.settings
     spec_path = work / "case.json"
-    spec_path.write_text(json.dumps(spec, indent=1))
+    spec_path.write_text(json.dumps(spec, indent=1), encoding="utf-8")
     cmd = torchrun_command(
         spec_path,
         nproc_per_node=s.nproc_per_node,

@@ -22,7 +22,7 @@ def failure_message(returncode: int, stderr_text: str, errors_dir: Path) -> str:
     records = {}
     for path in sorted(errors_dir.glob("rank-*.json")) if errors_dir.is_dir() else []:
         try:
-            record = json.loads(path.read_text())
+            record = json.loads(path.read_text(encoding="utf-8"))
             records[str(record["rank"])] = record
         except (OSError, ValueError, KeyError):
             continue
@@ -72,7 +72,7 @@ def write_rank_error(errors_dir: Path | None, exc: BaseException) -> None:
     try:
         errors_dir.mkdir(exist_ok=True)
         tmp = errors_dir / f"rank-{rank}.json.tmp"
-        tmp.write_text(json.dumps(record))
+        tmp.write_text(json.dumps(record), encoding="utf-8")
         os.replace(tmp, errors_dir / f"rank-{rank}.json")
     except OSError:
         pass  # the rank's own exception matters more; torchrun still records it

@@ -83,7 +83,7 @@ class _Rank:
 
 def _append_line(path: Path, record: dict[str, Any]) -> None:
     """Append one JSON line and make it durable before going on."""
-    with path.open("a") as handle:
+    with path.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(record) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
@@ -129,6 +129,7 @@ def _rank_model(spec: dict[str, Any], me: _Rank, data: DatasetSplits, device: An
         train_config=TrainConfig(epochs=s["train_epochs"]),
         device=device,
         cache=ModelCache(cache_dir if cache_dir.is_dir() else None),
+        model_options=case.get("model_options"),
     )
     if not prepared.from_cache:
         if data.source == SHIPPED_SOURCE:
@@ -273,7 +274,7 @@ def _main(args: argparse.Namespace) -> None:
                     "global rank 0 started with --follow: the runner's node must be node "
                     "rank 0 (start the other nodes with --node-rank 1, 2, ...)"
                 )
-            box[0] = json.loads(args.spec.read_text())
+            box[0] = json.loads(args.spec.read_text(encoding="utf-8"))
         dist.broadcast_object_list(box, src=0)
         run_rank(box[0], me)
         dist.barrier()

@@ -102,6 +102,28 @@ def test_calibrate_from_a_run_reports_leave_one_out_per_case(tmp_path):
     assert human.exit_code == 0 and "case-11" in human.stdout and "LOO" in human.stdout
 
 
+def test_calibrate_from_a_run_whose_energies_are_all_zero_names_the_energies(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    pd.DataFrame(  # a run on a counter that never moved: counts of 7e9, energies 0
+        {
+            "case_id": ["a", "b", "c"],
+            "duration_s": [1.0, 2.0, 3.0],
+            "flops": [7e9, 8e9, 9e9],
+            "bytes": [1e9, 2e9, 3e9],
+            "comm_bytes": [0, 0, 0],
+            "energy_j": [0.0, 0.0, 0.0],
+        }
+    ).to_csv(run_dir / "cases.csv", index=False)
+    result = runner.invoke(app, ["calibrate", "--from", str(run_dir)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"error: {run_dir}/cases.csv: no case has an energy_j above zero (3 of 3 are zero, "
+        "the others empty): there is no measured energy to fit; run the suite where a probe "
+        "measures energy (`energy-harness probes`), then calibrate from that run"
+    )
+
+
 def test_calibrate_from_a_directory_without_cases_is_a_user_error(tmp_path):
     result = runner.invoke(app, ["calibrate", "--from", str(tmp_path)])
     assert result.exit_code == 2 and "cases.csv" in result.stderr

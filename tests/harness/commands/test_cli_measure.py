@@ -86,6 +86,18 @@ def test_command_not_found_exits_127():
     assert "command not found: no-such-command-xyz" in result.stderr
 
 
+def test_a_file_that_is_not_executable_exits_126_with_no_measurement(tmp_path):
+    script = tmp_path / "job.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o644)
+    if os.access(script, os.X_OK):
+        pytest.skip("this user may execute any file (no permission bits to refuse it)")
+    result = cli("measure", "--probe", "model", "--", str(script))
+    assert result.returncode == 126
+    assert result.stderr.strip() == f"energy-harness: permission denied: {script}"
+    assert result.stdout == ""
+
+
 def test_unknown_probe_and_missing_command_are_usage_errors():
     result = cli("measure", "--probe", "gpu9", "--", "true")
     assert result.returncode == 2

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import pytest
 import torch
 from torch.utils.data import Subset
 
+from harness.errors import HarnessWarning
 from harness.prepare.cache import CACHE_FORMAT, ModelCache, cache_key
 from harness.prepare.pipeline import prepare_model
 from harness.spec.catalog import build_model, example_input, load_dataset
@@ -120,14 +122,16 @@ def test_a_disabled_cache_never_reads_or_writes(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_an_unwritable_cache_folder_names_the_fix(tmp_path):
+def test_an_unwritable_cache_folder_names_the_fix_once_and_turns_read_only(tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
     cache = ModelCache(blocker / "cache")
-    with pytest.raises(
-        EnergyHarnessError, match="cannot write the model cache.*ENERGY_HARNESS_CACHE"
-    ):
-        cache.save("k", build_model("lenet5"), model_name="lenet5", model_kwargs={})
+    with pytest.warns(HarnessWarning, match="cannot write the model cache.*ENERGY_HARNESS_CACHE"):
+        assert cache.save("k", build_model("lenet5"), model_name="lenet5", model_kwargs={}) is None
+    assert cache.read_only
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once: the next save is a quiet no-op
+        assert cache.save("k", build_model("lenet5"), model_name="lenet5", model_kwargs={}) is None
 
 
 def test_default_folder_is_results_cache_or_the_environment(monkeypatch, tmp_path):

@@ -50,6 +50,17 @@ def run_cli(powercap, options, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+def start_cli(powercap, options, *args: str) -> subprocess.Popen:
+    """`energy-harness run ARGS` on the fake powercap tree, started, its output piped."""
+    return subprocess.Popen(
+        cli_command(powercap, *args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(options),
+    )
+
+
 def wait_for(predicate, timeout_s: float = 300) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
@@ -291,13 +302,7 @@ def test_a_read_only_cache_warns_once_and_names_stay_text(options, tmp_path, cap
 def test_an_early_interrupt_names_the_real_run_directory(powercap, options, tmp_path):
     (tmp_path / "s.toml").write_text(SMALL)
     out = tmp_path / "run"
-    child = subprocess.Popen(
-        cli_command(powercap, str(tmp_path / "s.toml"), "--out", str(out)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env(options),
-    )
+    child = start_cli(powercap, options, str(tmp_path / "s.toml"), "--out", str(out))
     wait_for(lambda: (out / "run.json").exists(), 120)
     child.send_signal(signal.SIGINT)
     stdout, stderr = child.communicate(timeout=120)

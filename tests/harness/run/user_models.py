@@ -51,3 +51,13 @@ def hungry(**kwargs: object) -> nn.Module:
 
 hungry.input_shape = (1, 32, 32)
 ok = broken  # a name that console markup would turn into an emoji (`user_models:ok:`)
+
+
+def wide(num_classes: int = 10, in_features: int = 1024, width: int = 32) -> nn.Module:
+    """An MLP whose hidden width a suite sets (`options = { width = 4096 }`)."""
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(in_features, width), nn.ReLU(), nn.Linear(width, num_classes)
+    )
+
+
+wide.input_shape = (1, 32, 32)
