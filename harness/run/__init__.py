@@ -1,5 +1,5 @@
-"""Stage 7, the main job: suite -> case -> prepare -> measure -> estimate -> rows; `ddp/`
-for distributed cases. See README.md."""
+"""Stage 7, the main job: suite -> groups of cases -> prepare -> rounds (measure) ->
+estimate -> rows; `ddp/` for distributed cases. See README.md."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from harness.lazy import lazy_exports
 _WHERE = {
     "RunOptions": "options",
     "run_suite": "runner",
-    "run_case": "case",
+    "run_group": "group",
 }
 __getattr__ = lazy_exports(__name__, _WHERE)
 __all__ = sorted(_WHERE)
