@@ -17,6 +17,7 @@ from harness.estimate.calibrate import FitResult, fit_cases, fit_to_profile, lea
 from harness.estimate.error import estimate_error_pct
 from harness.estimate.profiles import write_profile
 from harness.measure.sources import energy_label
+from harness.spec.variants import CONTROL_LABEL
 from probes.base import Probe
 
 
@@ -62,7 +63,8 @@ class RunCalibration:
 
 
 def _read_cases(run_dir: Path) -> tuple[Any, list[str]]:
-    """cases.csv of a run with a valid energy_j, and the names of the cases dropped."""
+    """cases.csv of a run with a valid energy_j, and the names of the cases dropped (the
+    A/A control, dense measured a second time, is not fitted twice)."""
     import pandas as pd
 
     path = run_dir / "cases.csv"
@@ -77,6 +79,8 @@ def _read_cases(run_dir: Path) -> tuple[Any, list[str]]:
         raise EnergyHarnessError(f"cannot read {path}: {exc}") from exc
     if "case" not in cases and "case_id" in cases:  # a suite run names its cases case_id
         cases["case"] = cases["case_id"]
+    if "variant" in cases:  # the A/A control is dense measured again: not a case to fit
+        cases = cases[cases["variant"] != CONTROL_LABEL].reset_index(drop=True)
     if "energy_j" not in cases:
         return cases, []
     energy = pd.to_numeric(cases["energy_j"], errors="coerce")

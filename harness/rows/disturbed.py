@@ -6,8 +6,8 @@ A window is disturbed when
   the CPUs during it (`other_cpu_pct`, see `harness.measure.load`); known as soon as
   the window ends, or
 - **outlier**: its energy per sample lies more than OUTLIER_SCALED_MADS scaled median
-  absolute deviations from the median of its case's other usable windows, on a log
-  scale, and more than OUTLIER_MIN_PCT % away from that median. The median and MAD are
+  absolute deviations from the median of its case's windows, on a log scale, and more
+  than OUTLIER_MIN_PCT % away from that median. The median and MAD are
   robust where mean and standard deviation are not (Leys et al., "Detecting outliers:
   do not use standard deviation around the mean, use absolute deviation around the
   median", J. Exp. Social Psychology 49(4), 2013, who recommend 2.5 to 3 MADs); the
@@ -30,7 +30,7 @@ from collections.abc import Mapping
 OUTLIER_SCALED_MADS = 3.0
 MAD_TO_SD = 1.4826  # 1 / Phi^-1(3/4): the MAD of normal values x this = their std
 OUTLIER_MIN_PCT = 5.0
-MIN_WINDOWS_FOR_OUTLIERS = 4
+MIN_WINDOWS_FOR_OUTLIERS = 5
 BUSY = "busy:"  # how a busy window's reason begins
 
 
@@ -46,22 +46,22 @@ def busy_reason(other_cpu_pct: float | None, max_other_cpu_pct: float) -> str:
 
 def outlier_reasons(values: Mapping[str, float]) -> dict[str, str]:
     """label -> why, for the windows of one case that are outliers; values are energy
-    per sample (J) of its usable windows. Each window is judged against the others."""
+    per sample (J) of its windows. The median and MAD of all of them are the reference:
+    with half the windows or more left alone, one far window cannot move them."""
     usable = {k: v for k, v in values.items() if v is not None and math.isfinite(v) and v > 0}
     if len(usable) < MIN_WINDOWS_FOR_OUTLIERS:
         return {}
     logs = {k: math.log(v) for k, v in usable.items()}
+    median = statistics.median(logs.values())
+    spread = MAD_TO_SD * statistics.median(abs(v - median) for v in logs.values())
     out = {}
     for label, own in logs.items():
-        others = [v for k, v in logs.items() if k != label]
-        median = statistics.median(others)
-        spread = MAD_TO_SD * statistics.median(abs(v - median) for v in others)
         distance = abs(own - median)
         if distance > math.log1p(OUTLIER_MIN_PCT / 100) and distance > OUTLIER_SCALED_MADS * spread:
             pct = (math.exp(own - median) - 1) * 100
             scaled = f"{distance / spread:.1f} scaled MADs" if spread > 0 else "no spread"
             out[label] = (
-                f"outlier: {pct:+.0f} % from the median of its case's other windows "
+                f"outlier: {pct:+.0f} % from the median of its case's windows "
                 f"({scaled}, above {OUTLIER_SCALED_MADS:g})"
             )
     return out

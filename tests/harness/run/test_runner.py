@@ -363,7 +363,7 @@ def test_a_suite_none_of_whose_cases_can_run_says_so_first_and_exits_3(powercap,
     assert result.returncode == 3, result.stderr
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     assert lines[0].startswith("none of the 5 cases can run here: device 'cuda': torch sees no")
-    assert "idle power" not in result.stdout
+    assert "measuring idle power" not in result.stdout
     assert sum("no CUDA GPU" in line for line in lines) == 1 + 5  # said once; the 5 reasons below
     assert "no case finished: every case of" in result.stderr
 
