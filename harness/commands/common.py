@@ -37,6 +37,17 @@ PowercapRoot = Annotated[
     ),
 ]
 
+Country = Annotated[
+    str | None, typer.Option(help="ISO-3 country code for CO2 (else the world average).")
+]
+Region = Annotated[
+    str | None, typer.Option(help="Region for CO2 (US state, province, zone); needs --country.")
+]
+CarbonIntensity = Annotated[
+    float | None, typer.Option(help="Override carbon intensity, g CO2eq per kWh.")
+]
+Pue = Annotated[float | None, typer.Option(help="Power usage effectiveness (>= 1).")]
+
 
 def probe_options(powercap_root: Path | None) -> ProbeOptions:
     """ProbeOptions from the CLI flags."""

@@ -9,7 +9,16 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from harness.commands.common import PowercapRoot, ProbeNames, err_console, user_errors
+from harness.commands.common import (
+    CarbonIntensity,
+    Country,
+    PowercapRoot,
+    ProbeNames,
+    Pue,
+    Region,
+    err_console,
+    user_errors,
+)
 from harness.errors import EnergyHarnessError
 from harness.report.terminal import print_run_summary
 
@@ -68,12 +77,10 @@ def run_command(
     probe: ProbeNames = None,
     powercap_root: PowercapRoot = None,
     shard: Annotated[str | None, typer.Option(help="Run every N-th case: I/N, 0 <= I < N.")] = None,
-    country: Annotated[str | None, typer.Option(help="ISO-3 country code for CO2.")] = None,
-    region: Annotated[str | None, typer.Option(help="Region (US state, province, zone).")] = None,
-    carbon_intensity: Annotated[
-        float | None, typer.Option(help="Override carbon intensity, g CO2eq per kWh.")
-    ] = None,
-    pue: Annotated[float | None, typer.Option(help="Power usage effectiveness (>= 1).")] = None,
+    country: Country = None,
+    region: Region = None,
+    carbon_intensity: CarbonIntensity = None,
+    pue: Pue = None,
     peer: Annotated[str | None, typer.Option(help="Also run a peer tool: codecarbon.")] = None,
     cache: Annotated[bool, typer.Option(help="Reuse prepared models from results/cache.")] = True,
     report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,

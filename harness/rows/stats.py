@@ -151,3 +151,24 @@ def welch_p_value(a: list[float], b: list[float]) -> float | None:
         warnings.simplefilter("ignore", RuntimeWarning)
         p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
     return p if math.isfinite(p) else None
+
+
+def remaining_sum_ci95(values: list[float], remaining: int) -> tuple[float, float, float]:
+    """The sum of `remaining` more values like `values` (e.g. the energy of the epochs
+    still to run, from those done): point estimate and 95 % prediction interval
+    (NaN bounds with fewer than two values).
+
+    Each future value varies with the values' variance s2 and shares the error of their
+    mean: var = remaining x s2 + remaining^2 x s2 / n (a Student-t prediction interval for
+    a sum; the lower bound is never below zero). The point estimate is carbontracker's
+    (Anthony et al. 2020): remaining x the mean so far.
+    """
+    finite = finite_values(values)
+    n = len(finite)
+    mean, std = mean_std(finite)
+    point = remaining * mean
+    if n < 2 or remaining <= 0:
+        bound = point if remaining <= 0 else math.nan
+        return point, bound, bound
+    half = _t975(n - 1) * std * math.sqrt(remaining + remaining * remaining / n)
+    return point, max(0.0, point - half), point + half
