@@ -205,9 +205,11 @@ class Tracker:
             self.meter.begin_window(token.window)
         return token
 
-    def end_phase(self, token: _Token) -> TrackedPhase:
-        """Close a phase: its rows are written, its figures returned (and kept in `phases`)."""
-        phase = self._ended(token.window, token.name, token.samples, phase_kind(token.name))
+    def end_phase(self, token: _Token, samples: int | None = None) -> TrackedPhase:
+        """Close a phase: its rows are written, its figures returned (and kept in `phases`).
+        `samples`: the samples it processed, when only known at its end."""
+        count = token.samples if samples is None else samples
+        phase = self._ended(token.window, token.name, count, phase_kind(token.name))
         self.phases.append(phase)
         if phase.kind == EPOCH:
             self._predict()
