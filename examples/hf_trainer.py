@@ -61,8 +61,8 @@ def main(out: str | None = None) -> list[dict]:
         trainer = Trainer(
             model,
             args,
-            train_dataset=RandomTokens(512),
-            eval_dataset=RandomTokens(64),
+            train_dataset=RandomTokens(256),
+            eval_dataset=RandomTokens(32),
             callbacks=[energy],
         )
         trainer.train()

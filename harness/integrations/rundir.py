@@ -9,7 +9,9 @@ row per phase x rank x domain, cases.csv one row per kind, and `report`, `compar
 from __future__ import annotations
 
 import contextlib
+import queue
 import re
+import threading
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -68,6 +70,20 @@ class TrackedRunDir:
         self.repetitions: dict[str, list[RankRecords]] = {}
         self.timeline: PowerTimeline | None = None
         self._timeline_csv: CsvAppender | None = None
+        # rows are written by a thread of their own, so that a phase's end costs the
+        # training a counter read, not a CSV write and its fsync
+        self._rows: queue.SimpleQueue[list[dict[str, Any]] | None] = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._write_rows, name="tracked-rows", daemon=True)
+        self._writer.start()
+        self.write_error: BaseException | None = None
+
+    def _write_rows(self) -> None:
+        while (rows := self._rows.get()) is not None:
+            if self.write_error is None:
+                try:
+                    self.measurements.append_many(rows)
+                except BaseException as exc:  # kept, raised by finish()
+                    self.write_error = exc
 
     def case(self, kind: str) -> Case:
         c = self.columns
@@ -107,8 +123,7 @@ class TrackedRunDir:
     def add_phase(self, kind: str, ranks: RankRecords) -> int:
         """Append a phase's rows (all ranks); its repetition number within its kind."""
         reps = self.repetitions.setdefault(kind, [])
-        rows = measurement_rows(self.run_id, self.case(kind), len(reps), list(ranks))
-        self.measurements.append_many(rows)
+        self._rows.put(measurement_rows(self.run_id, self.case(kind), len(reps), list(ranks)))
         reps.append(ranks)
         return len(reps) - 1
 
@@ -148,6 +163,10 @@ class TrackedRunDir:
     def finish(self, world_size: int, extra: Mapping[str, Any]) -> None:
         """cases.csv (one row per kind, `whole` first), run.json with `extra`; files closed."""
         try:
+            self._rows.put(None)
+            self._writer.join()
+            if self.write_error is not None:
+                raise self.write_error
             if self.timeline is not None:
                 self.timeline.stop()
             cases = CsvAppender(self.path / "cases.csv", CASE_COLUMNS)

@@ -31,6 +31,7 @@ from harness.measure.sources import source_label
 from harness.report.format import co2_line, fmt_si
 from harness.rows.carbon import CarbonSettings, carbon_settings
 from harness.rows.measurements import repetition_total, window_record
+from harness.rows.stats import remaining_sum_ci95
 from probes.base import ProbeOptions
 
 EPOCH = "epoch"  # the phase kind that predictions count
@@ -155,6 +156,8 @@ class Tracker:
             self._files.write_environment(selected.probes, self._probe_options)
             if self.meter is not None:
                 self._files.start_timeline(self.meter.probes, self._timeline_hz)
+        if self.epochs:  # the prediction's interval (scipy) is loaded now, not between epochs
+            remaining_sum_ci95([1.0, 2.0], 1)
         if self.meter is not None:
             self.meter.start()
             self.meter.begin_window(WHOLE)
