@@ -27,7 +27,6 @@ from harness.prepare.hardware import check_device
 from harness.prepare.pipeline import training_plan
 from harness.run.case import CaseContext, CaseProgress, variant_params
 from harness.spec.case import Case
-from harness.spec.train_config import TrainConfig
 
 if TYPE_CHECKING:
     from rich.progress import Task
@@ -110,7 +109,7 @@ def planned_epochs(ctx: CaseContext, todo: list[Case]) -> int:
                     case.variant,
                     variant_params(case, ctx.suite),
                     seed=s.seed,
-                    train_config=TrainConfig(epochs=s.train_epochs),
+                    train_config=ctx.suite.train_config(),
                     cache=ctx.cache,
                 )
             )

@@ -23,6 +23,11 @@ class Case:
     precision: str = "fp32"  # the suite's precision (not part of case_id: runs compare)
 
     @property
+    def input_shape(self) -> tuple[int, ...] | None:
+        """One sample's shape as the suite gives it (`input_shape`), else None."""
+        return dict(self.model_options).get("input_shape")
+
+    @property
     def variant_label(self) -> str:
         """`magnitude[sparsity=0.9]`: the variant with the parameters the suite gave it."""
         return variant_label(self.variant, self.variant_params)
