@@ -119,7 +119,9 @@ def _run_child(
 
 @user_errors
 def measure_command(
-    cmd: Annotated[list[str] | None, typer.Argument(help="The command, after `--`.")] = None,
+    cmd: Annotated[
+        list[str] | None, typer.Argument(metavar="COMMAND", help="The command, after `--`.")
+    ] = None,
     probe: ProbeNames = None,
     powercap_root: PowercapRoot = None,
     as_json: Annotated[

@@ -19,7 +19,9 @@ from harness.commands.common import (
     err_console,
     user_errors,
 )
+from harness.commands.measure import SIGTERM_EXIT
 from harness.errors import EnergyHarnessError
+from harness.prepare.cache_dir import default_cache_dir
 from harness.report.terminal import print_run_summary
 
 console = Console(emoji=False)
@@ -30,7 +32,11 @@ def print_summary(run_dir: Path) -> None:
     print_run_summary(run_dir, console)
 
 
+_signals: list[int] = []  # the signals that stopped the run (SIGTERM: exit 143)
+
+
 def _interrupt(signum: int, frame: object) -> None:
+    _signals.append(signum)
     raise KeyboardInterrupt
 
 
@@ -68,7 +74,10 @@ def _interrupted(exc: KeyboardInterrupt) -> None:
 def run_command(
     suite: Annotated[
         str | None,
-        typer.Argument(help="Suite TOML file or bundled suite name (default: the default suite)."),
+        typer.Argument(
+            metavar="[SUITE]",
+            help="Suite TOML file or bundled suite name (default: the default suite).",
+        ),
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Run directory (default results/<run-id>).")
@@ -82,7 +91,13 @@ def run_command(
     carbon_intensity: CarbonIntensity = None,
     pue: Pue = None,
     peer: Annotated[str | None, typer.Option(help="Also run a peer tool: codecarbon.")] = None,
-    cache: Annotated[bool, typer.Option(help="Reuse prepared models from results/cache.")] = True,
+    cache: Annotated[
+        bool,
+        typer.Option(
+            help=f"Reuse prepared models from {default_cache_dir()} (the folder in effect: "
+            "$ENERGY_HARNESS_CACHE, else results/cache)."
+        ),
+    ] = True,
     report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
 ) -> None:
     """Run a benchmark suite: measure, estimate, compare, convert to CO2; write the results."""
@@ -133,7 +148,8 @@ def run_command(
         )
     except KeyboardInterrupt as exc:
         _interrupted(exc)
-        raise typer.Exit(130) from None
+        # as a shell reports it: 143 after SIGTERM (as `measure` exits), 130 after Ctrl-C
+        raise typer.Exit(SIGTERM_EXIT if signal.SIGTERM in _signals else 130) from None
     print_summary(run_dir)
     if report and (measured or resume is None):  # a finished run resumed is left as it is
         from harness.report.page import write_report
@@ -144,7 +160,9 @@ def run_command(
 
 @user_errors
 def merge_command(
-    run_dirs: Annotated[list[Path], typer.Argument(help="Shard run directories.")],
+    run_dirs: Annotated[
+        list[Path], typer.Argument(metavar="RUN_DIR...", help="Shard run directories.")
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Merged run directory.")],
 ) -> None:
     """Merge shard runs (from --shard I/N) into one run directory."""

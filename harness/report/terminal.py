@@ -21,7 +21,7 @@ from rich.text import Text
 
 from harness.estimate.error import ESTIMATE_ERROR_DEFINITION
 from harness.measure.sources import combine_sources, source_label
-from harness.report.format import MISSING, fmt_change, fmt_interval, short_variant
+from harness.report.format import MISSING, fmt_change, fmt_interval, fmt_si, short_variant
 from harness.report.headline import group_title, headline_items
 from harness.rows.csvfile import parse_float, read_rows
 from harness.rows.headline import run_headline
@@ -87,7 +87,9 @@ def group_table(group: GroupKey, rows: list[dict[str, str]], vs: Mapping[str, Vs
     """One group's table: a row per variant."""
     header, per_cell_source = _energy_header(rows)
     table = compact_table(group_title(group))
-    table.add_column("variant", overflow="fold")
+    # the variant keeps its longest word whole; wide intervals wrap at their space instead
+    words = [w for r in rows for w in short_variant(r.get("variant") or "").split()]
+    table.add_column("variant", overflow="fold", min_width=min(24, max(map(len, words), default=7)))
     table.add_column("acc %\n(vs dense)", justify="right", no_wrap=True)
     table.add_column(header, no_wrap=True)
     table.add_column("energy vs dense\n[95% CI]", no_wrap=True)
@@ -141,6 +143,24 @@ def reason_lines(cases: RunCases) -> list[str]:
     ]
 
 
+def peer_lines(cases: RunCases) -> list[str]:
+    """`codecarbon (peer tool) for lenet5/dense/...: 571 µJ per sample (ours 569 µJ, MODELLED)`:
+    the figure `--peer codecarbon` recorded beside each case's own."""
+    lines = []
+    for rows in cases.groups.values():
+        for row in rows:
+            peer = parse_float(row.get("peer_energy_j_per_sample"))
+            if not math.isfinite(peer):
+                continue
+            ours = parse_float(row.get("energy_j_per_sample_mean"))
+            lines.append(
+                f"codecarbon (peer tool) for {row.get('case_id', '?')}: {fmt_si(peer, 'J')} per "
+                f"sample (ours {fmt_si(ours, 'J')}, "
+                f"{source_label(row.get('measured_source') or '')})"
+            )
+    return lines
+
+
 def legend_line(cases: RunCases) -> str:
     """What the columns mean, once."""
     sources = combine_sources(
@@ -174,7 +194,7 @@ def print_run_summary(run_dir: Path, console: Console) -> None:
     console.print()
     line(legend_line(cases))
     line("est. err %: " + ESTIMATE_ERROR_DEFINITION)
-    for text in reason_lines(cases) + stability_warnings(run_dir):
+    for text in peer_lines(cases) + reason_lines(cases) + stability_warnings(run_dir):
         line(text)
     console.print()
     line("headline (vs dense: against the dense model of the same group)")

@@ -43,3 +43,24 @@ def test_the_bar_names_the_exact_case_with_its_brackets():
         progress.progress.refresh()
     assert description == "lenet5/magnitude[sparsity=0.5]/inference/bs64/cpu: measuring"
     assert "magnitude[sparsity=0.5]" in console.export_text()  # not taken for markup
+
+
+def test_the_eta_stays_whole_at_80_columns():
+    clock = iter(float(t) for t in range(100))
+    console, out = Console(width=80), Console(record=True, width=80)
+    case = Case(
+        "torchvision.models:resnet50",
+        "cifar10",
+        "magnitude",
+        (("sparsity", 0.5),),
+        "training",
+        256,
+        "cuda:0",
+    )
+    with RunProgress(console, Eta(3, 4, 1.0), clock=lambda: next(clock)) as progress:
+        progress.start_case(case)
+        progress.phase("fine-tuning, epoch 2 of 3")
+        out.print(progress.progress.make_tasks_table(progress.progress.tasks))
+    lines = out.export_text().splitlines()
+    assert len(lines) == 1 and lines[0].rstrip().endswith("0/4 ETA after the first epoch")
+    assert lines[0].startswith("torchvision.models:resnet50/magnitud…")  # its end is cut
