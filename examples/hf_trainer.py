@@ -34,7 +34,8 @@ class RandomTokens(torch.utils.data.Dataset):
         return {"input_ids": self.ids[i], "labels": self.labels[i]}
 
 
-def main(out: str | None = None) -> list[dict]:
+def tiny_bert() -> BertForSequenceClassification:
+    """A 2-layer BERT classifier, randomly initialised from a config (nothing downloaded)."""
     torch.manual_seed(0)
     config = BertConfig(
         vocab_size=100,
@@ -44,7 +45,11 @@ def main(out: str | None = None) -> list[dict]:
         intermediate_size=64,
         max_position_embeddings=64,
     )
-    model = BertForSequenceClassification(config)
+    return BertForSequenceClassification(config)
+
+
+def main(out: str | None = None) -> list[dict]:
+    model = tiny_bert()
     with tempfile.TemporaryDirectory() as scratch:
         args = TrainingArguments(
             output_dir=scratch,

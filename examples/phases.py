@@ -30,5 +30,5 @@ for epoch in range(1, EPOCHS + 1):
             loss.backward()
             optimizer.step()
     with phase("eval"), torch.no_grad():
-        accuracy = (model(inputs[0]).argmax(1) == labels[0]).float().mean().item()
+        accuracy = (model(inputs).argmax(2) == labels).float().mean().item()
     print(f"epoch {epoch}: loss {loss.item():.3f}, accuracy {accuracy:.2f}")

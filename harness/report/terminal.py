@@ -21,8 +21,17 @@ from rich.text import Text
 
 from harness.estimate.error import ESTIMATE_ERROR_DEFINITION
 from harness.measure.sources import combine_sources, source_label
-from harness.report.format import MISSING, fmt_change, fmt_interval, fmt_si, short_variant
+from harness.report.environment import load_environment
+from harness.report.format import (
+    MISSING,
+    co2_line,
+    fmt_change,
+    fmt_interval,
+    fmt_si,
+    short_variant,
+)
 from harness.report.headline import group_title, headline_items
+from harness.rows.carbon import CarbonSettings
 from harness.rows.csvfile import parse_float, read_rows
 from harness.rows.headline import run_headline
 from harness.rows.repetitions import load_run_repetitions
@@ -161,6 +170,31 @@ def peer_lines(cases: RunCases) -> list[str]:
     return lines
 
 
+def carbon_line(run_dir: Path, cases: RunCases) -> str | None:
+    """`CO2 of the measured windows: 1.23 mg (9.31 J MODELLED) at world average 475 g/kWh,
+    assumed (...), PUE 1`: the run's CO2 with the intensity used and where it came from
+    (environment.json); None without a carbon record."""
+    env, _ = load_environment(Path(run_dir) / "environment.json")
+    record = (env or {}).get("carbon")
+    if not isinstance(record, dict):
+        return None
+    try:
+        carbon = CarbonSettings(**record)
+    except TypeError:
+        return None
+    ok = [r for rows in cases.groups.values() for r in rows if r.get("status") == "ok"]
+    energy_j = sum(
+        parse_float(r.get("energy_j")) * (parse_float(r.get("n")) or 0.0)
+        for r in ok
+        if math.isfinite(parse_float(r.get("energy_j")))
+    )
+    source = source_label(combine_sources(r.get("measured_source") or "" for r in ok))
+    return (
+        f"CO2 of the measured windows: {co2_line(energy_j, carbon).removeprefix('CO2 ')} "
+        f"(from {fmt_si(energy_j, 'J')} {source})"
+    )
+
+
 def legend_line(cases: RunCases) -> str:
     """What the columns mean, once."""
     sources = combine_sources(
@@ -193,6 +227,9 @@ def print_run_summary(run_dir: Path, console: Console) -> None:
         console.print(group_table(group, rows, cases.vs_dense))
     console.print()
     line(legend_line(cases))
+    co2 = carbon_line(run_dir, cases)
+    if co2 is not None:
+        line(co2)
     line("est. err %: " + ESTIMATE_ERROR_DEFINITION)
     for text in peer_lines(cases) + reason_lines(cases) + stability_warnings(run_dir):
         line(text)

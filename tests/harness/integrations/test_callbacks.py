@@ -4,6 +4,8 @@ configs (no downloads), on a fake powercap tree of known power (25 W in total)."
 from __future__ import annotations
 
 import csv
+import importlib.util
+from pathlib import Path
 
 import pytest
 import torch
@@ -31,33 +33,21 @@ def _options(tree, tmp_path):
     }
 
 
-class _Tokens(torch.utils.data.Dataset):
-    def __init__(self, n: int) -> None:
-        g = torch.Generator().manual_seed(0)
-        self.ids = torch.randint(0, 100, (n, 32), generator=g)
-        self.labels = torch.randint(0, 2, (n,), generator=g)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> dict:
-        return {"input_ids": self.ids[i], "labels": self.labels[i]}
+def _example(name: str):
+    """A module of examples/ (the HF example's tiny BERT and random tokens are reused)."""
+    path = Path(__file__).resolve().parents[3] / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"examples_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_hf_callback_logs_energy_per_epoch_through_the_trainer(fake_powercap, tmp_path, one_thread):
     transformers = pytest.importorskip("transformers")
     from harness.integrations.hf import EnergyCallback
 
-    config = transformers.BertConfig(
-        vocab_size=100,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    torch.manual_seed(0)
-    model = transformers.BertForSequenceClassification(config)
+    example = _example("hf_trainer")
+    model = example.tiny_bert()
     callback = EnergyCallback(**_options(fake_powercap(), tmp_path))
     args = transformers.TrainingArguments(
         output_dir=str(tmp_path / "hf"),
@@ -69,7 +59,9 @@ def test_hf_callback_logs_energy_per_epoch_through_the_trainer(fake_powercap, tm
         logging_strategy="no",
         disable_tqdm=True,
     )
-    trainer = transformers.Trainer(model, args, train_dataset=_Tokens(384), callbacks=[callback])
+    trainer = transformers.Trainer(
+        model, args, train_dataset=example.RandomTokens(384), callbacks=[callback]
+    )
     trainer.train()
     _check_epochs(callback.energy.tracker, 3)
     logged = [e for e in trainer.state.log_history if "energy/epoch_j" in e]

@@ -50,3 +50,23 @@ def test_the_peer_tools_figure_is_in_the_summary():
         "codecarbon (peer tool) for lenet5/dense/inference/bs64/cpu: 1.9 mJ per sample "
         "(ours 1.87 mJ, MODELLED)"
     ]
+
+
+def test_the_summary_says_the_runs_co2_and_where_its_intensity_came_from(tmp_path):
+    import json
+
+    from harness.report.terminal import carbon_line
+    from harness.rows.carbon import carbon_settings
+
+    rows = [{**ROWS[0], "energy_j": "3.6", "n": "5"}]  # 18 J measured in all
+    (tmp_path / "environment.json").write_text(
+        json.dumps({"carbon": carbon_settings(pue=1.5).to_dict()})
+    )
+    line = carbon_line(tmp_path, RunCases({GROUP: rows}, {}))
+    # 18 J = 5e-6 kWh x 475 g/kWh x 1.5 = 3.56 mg
+    assert line.startswith("CO2 of the measured windows: 3.56 mg at world average 475 g/kWh,")
+    assert "assumed" in line and "PUE 1.5" in line and line.endswith("(from 18 J MODELLED)")
+    (tmp_path / "environment.json").write_text(
+        json.dumps({"carbon": carbon_settings("FRA").to_dict()})
+    )
+    assert "assumed" not in carbon_line(tmp_path, RunCases({GROUP: rows}, {}))
