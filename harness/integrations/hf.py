@@ -14,7 +14,12 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from transformers import TrainerCallback
+try:
+    from transformers import TrainerCallback
+except ImportError as exc:  # one line saying what to install
+    raise ImportError(
+        f"{__name__} needs transformers: pip install 'energy-harness[hf]' ({exc})"
+    ) from exc
 
 from harness.integrations.callbacks import Metrics, TrainingEnergy
 

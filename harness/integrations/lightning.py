@@ -14,7 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightning.pytorch as pl
+try:
+    import lightning.pytorch as pl
+except ImportError as exc:  # one line saying what to install
+    raise ImportError(
+        f"{__name__} needs lightning: pip install 'energy-harness[lightning]' ({exc})"
+    ) from exc
 
 from harness.integrations.callbacks import Metrics, TrainingEnergy
 
