@@ -100,3 +100,23 @@ def test_a_short_phase_warns_at_the_users_line(fake_powercap, tmp_path):
             pass
     short = [w for w in caught if "shorter than" in str(w.message)]
     assert short and short[0].filename == __file__
+
+
+def test_compare_and_merge_read_tracked_runs(fake_powercap, tmp_path):
+    from harness.report.compare import compare_runs
+    from harness.rows.merge import merge_runs
+
+    tree = fake_powercap()
+    for name, out in (("loop", "a"), ("loop", "b"), ("other", "c")):
+        tracker, _ = _track(tree, tmp_path / out, timeline_hz=0)
+        tracker.name = tracker._columns["model"] = name
+        with tracker:
+            for _ in range(3):
+                with harness.phase("epoch", samples=10):
+                    time.sleep(0.05)
+    rows = {r.case_id: r for r in compare_runs(tmp_path / "a", tmp_path / "b")}
+    assert set(rows) == {"loop/whole/training/bs0/cpu", "loop/epoch/training/bs0/cpu"}
+    assert rows["loop/epoch/training/bs0/cpu"].ratio_b_over_a == pytest.approx(1.0, rel=0.1)
+    merged = merge_runs([tmp_path / "a", tmp_path / "c"], tmp_path / "merged", warn=print)
+    cases = {r["case_id"] for r in csv.DictReader(open(merged / "cases.csv"))}
+    assert "other/epoch/training/bs0/cpu" in cases and "loop/epoch/training/bs0/cpu" in cases
