@@ -66,7 +66,7 @@ def main(out: str | None = None) -> list[dict]:
         trainer = Trainer(
             model,
             args,
-            train_dataset=RandomTokens(256),
+            train_dataset=RandomTokens(128),
             eval_dataset=RandomTokens(32),
             callbacks=[energy],
         )

@@ -60,7 +60,7 @@ def main(out: str | None = None) -> list[dict[str, str]]:
             enable_model_summary=False,
             enable_checkpointing=False,
         )
-        trainer.fit(SmallClassifier(), loader(4096, 0), loader(256, 1))
+        trainer.fit(SmallClassifier(), loader(2048, 0), loader(256, 1))
         with open(Path(trainer.logger.log_dir) / "metrics.csv") as f:
             rows = [r for r in csv.DictReader(f) if r.get("energy/epoch_j")]
     for row in rows:

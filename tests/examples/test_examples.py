@@ -55,12 +55,6 @@ def test_phases_example_under_measure_sums_to_the_total(fake_powercap):
     assert report["carbon"]["assumed"] is True
 
 
-def test_phases_example_alone_marks_nothing():
-    result = _run([sys.executable, "examples/phases.py"])
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.count("epoch ") == 3
-
-
 @pytest.mark.parametrize("example", ["hf_trainer.py", "lightning_trainer.py"])
 def test_trainer_examples_write_a_run_directory(example, tmp_path, fake_powercap):
     tree = fake_powercap()
