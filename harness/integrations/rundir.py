@@ -36,10 +36,12 @@ LIMITS = StabilityLimits(max_cv_pct=10.0, max_other_cpu_pct=25.0)  # as a suite'
 RankRecords = list[Mapping[str, Any]]
 
 
+_NUMBERED = re.compile(r"[-_ #]?\d+$")
+
+
 def phase_kind(name: str) -> str:
     """`epoch-3` -> `epoch`; `eval_2` -> `eval`; `warm up` -> `warm up`."""
-    kind = re.sub(r"[-_ #]?\d+$", "", name.strip())
-    return kind or name
+    return _NUMBERED.sub("", name.strip()) or name
 
 
 class TrackedRunDir:
@@ -72,15 +74,17 @@ class TrackedRunDir:
         self._timeline_csv: CsvAppender | None = None
         # rows are written by a thread of their own, so that a phase's end costs the
         # training a counter read, not a CSV write and its fsync
-        self._rows: queue.SimpleQueue[list[dict[str, Any]] | None] = queue.SimpleQueue()
+        self._rows: queue.SimpleQueue[tuple[Case, int, RankRecords] | None] = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write_rows, name="tracked-rows", daemon=True)
         self._writer.start()
         self.write_error: BaseException | None = None
 
     def _write_rows(self) -> None:
-        while (rows := self._rows.get()) is not None:
+        while (phase := self._rows.get()) is not None:
             if self.write_error is None:
+                case, repetition, ranks = phase
                 try:
+                    rows = measurement_rows(self.run_id, case, repetition, list(ranks))
                     self.measurements.append_many(rows)
                 except BaseException as exc:  # kept, raised by finish()
                     self.write_error = exc
@@ -123,7 +127,7 @@ class TrackedRunDir:
     def add_phase(self, kind: str, ranks: RankRecords) -> int:
         """Append a phase's rows (all ranks); its repetition number within its kind."""
         reps = self.repetitions.setdefault(kind, [])
-        self._rows.put(measurement_rows(self.run_id, self.case(kind), len(reps), list(ranks)))
+        self._rows.put((self.case(kind), len(reps), ranks))
         reps.append(ranks)
         return len(reps) - 1
 

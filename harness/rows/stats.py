@@ -19,6 +19,7 @@ the Student-t interval of the mean.
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 import warnings
@@ -153,6 +154,9 @@ def welch_p_value(a: list[float], b: list[float]) -> float | None:
     return p if math.isfinite(p) else None
 
 
+_t975_cached = functools.cache(_t975)  # a training predicts once per epoch: quantiles kept
+
+
 def remaining_sum_ci95(values: list[float], remaining: int) -> tuple[float, float, float]:
     """The sum of `remaining` more values like `values` (e.g. the energy of the epochs
     still to run, from those done): point estimate and 95 % prediction interval
@@ -170,5 +174,5 @@ def remaining_sum_ci95(values: list[float], remaining: int) -> tuple[float, floa
     if n < 2 or remaining <= 0:
         bound = point if remaining <= 0 else math.nan
         return point, bound, bound
-    half = _t975(n - 1) * std * math.sqrt(remaining + remaining * remaining / n)
+    half = _t975_cached(n - 1) * std * math.sqrt(remaining + remaining * remaining / n)
     return point, max(0.0, point - half), point + half

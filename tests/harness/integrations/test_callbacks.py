@@ -60,14 +60,14 @@ def test_hf_callback_logs_energy_per_epoch_through_the_trainer(fake_powercap, tm
         disable_tqdm=True,
     )
     trainer = transformers.Trainer(
-        model, args, train_dataset=example.RandomTokens(384), callbacks=[callback]
+        model, args, train_dataset=example.RandomTokens(640), callbacks=[callback]
     )
     trainer.train()
     _check_epochs(callback.energy.tracker, 3)
     logged = [e for e in trainer.state.log_history if "energy/epoch_j" in e]
     assert len(logged) == 3
     assert logged[0]["energy/power_w"] == pytest.approx(TOTAL_W, rel=0.05)
-    assert logged[0]["energy/j_per_sample"] == pytest.approx(logged[0]["energy/epoch_j"] / 384)
+    assert logged[0]["energy/j_per_sample"] == pytest.approx(logged[0]["energy/epoch_j"] / 640)
     assert "energy/predicted_j" in logged[0]
     cases = {r["variant"] for r in csv.DictReader(open(tmp_path / "run" / "cases.csv"))}
     assert cases == {"whole", "epoch"}
