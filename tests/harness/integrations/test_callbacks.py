@@ -42,7 +42,9 @@ def _example(name: str):
     return module
 
 
-def test_hf_callback_logs_energy_per_epoch_through_the_trainer(fake_powercap, tmp_path, one_thread):
+def test_hf_callback_logs_energy_per_epoch_through_the_trainer(
+    fake_powercap, tmp_path, one_thread, steady_gc
+):
     transformers = pytest.importorskip("transformers")
     from harness.integrations.hf import EnergyCallback
 
@@ -73,7 +75,9 @@ def test_hf_callback_logs_energy_per_epoch_through_the_trainer(fake_powercap, tm
     assert cases == {"whole", "epoch"}
 
 
-def test_lightning_callback_logs_to_the_trainers_loggers(fake_powercap, tmp_path, one_thread):
+def test_lightning_callback_logs_to_the_trainers_loggers(
+    fake_powercap, tmp_path, one_thread, steady_gc
+):
     pl = pytest.importorskip("lightning.pytorch")
     from harness.integrations.lightning import EnergyCallback
 

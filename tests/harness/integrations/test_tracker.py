@@ -27,7 +27,7 @@ def _track(tree, out, **options):
     return tracker, lines
 
 
-def test_epochs_sum_to_the_whole_window_and_to_power_times_time(fake_powercap, tmp_path):
+def test_epochs_sum_to_the_whole_window_and_to_power_times_time(fake_powercap, tmp_path, steady_gc):
     tracker, lines = _track(fake_powercap(), tmp_path / "run", epochs=5)
     with tracker:
         for epoch in range(1, 6):
