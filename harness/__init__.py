@@ -2,7 +2,8 @@
 
 The package is a pipeline of stages, each a subpackage that imports only earlier ones:
 
-    spec -> measure -> workloads -> prepare -> estimate -> rows -> run -> report -> commands
+    spec -> measure -> workloads -> prepare -> estimate -> rows -> run -> report
+    -> integrations -> commands
 
 The names below are the public Python API; each loads its stage on first use, so
 `import harness` stays cheap (no torch).
@@ -24,6 +25,9 @@ _WHERE = {
     "load_probes": "measure.probes",
     "probe_statuses": "measure.probes",
     "PowerTimeline": "measure.timeline",
+    "phase": "measure.phases",
+    "track": "integrations.tracker",
+    "Tracker": "integrations.tracker",
     "load_suite": "spec.suite",
     "parse_suite": "spec.suite",
     "prepare_model": "prepare.pipeline",

@@ -4,7 +4,9 @@ way a failure is written into a row."""
 from __future__ import annotations
 
 import errno
+import sys
 import traceback
+import warnings
 from pathlib import Path
 
 from probes.errors import EnergyHarnessError
@@ -16,7 +18,12 @@ __all__ = [
     "error_text",
     "is_out_of_memory",
     "output_error",
+    "warn_user",
 ]
+
+# modules whose frames a warning skips to reach the line the user wrote: ours, the
+# context managers between, and the training frameworks that call our callbacks
+NOT_USER_CODE = ("harness", "contextlib", "transformers", "accelerate", "lightning", "torch")
 
 _FIXES = {
     errno.ENOSPC: "free some space",
@@ -62,3 +69,17 @@ def error_text(exc: BaseException) -> str:
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
     return f"{type(exc).__name__}: {exc}{where}"
+
+
+def warn_user(warning: Warning) -> None:
+    """Emit `warning` at the first frame outside NOT_USER_CODE: the user's line (a `with`,
+    a call to `trainer.fit`), not ours. At most 50 frames up; else the outermost."""
+    frame = sys._getframe(1)
+    level = 2  # warnings.warn's 1 is this function's caller's caller's callee: count from 2
+    while frame.f_back is not None and level < 50:
+        module = str(frame.f_globals.get("__name__", ""))
+        if module.split(".")[0] not in NOT_USER_CODE and module != "pytorch_lightning":
+            break
+        frame = frame.f_back
+        level += 1
+    warnings.warn(warning, stacklevel=level)

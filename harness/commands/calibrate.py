@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from harness.commands.common import (
     PowercapRoot,
@@ -52,7 +53,7 @@ def _print_run_fit(result) -> None:
         table.add_column(column, justify="left" if column == "case" else "right")
     for row in loo.to_dict(orient="records"):
         cells = [
-            str(row["case"]),
+            str(row["case"]),  # a case id names the variant with its parameters
             fmt_si(row["energy_j"], "J"),
             fmt_si(row["fitted_energy_j"], "J"),
             fmt_si(row["loo_predicted_energy_j"], "J"),
@@ -60,7 +61,8 @@ def _print_run_fit(result) -> None:
         ]
         if "prior_estimate_error_pct" in row:
             cells.append(f"{row['prior_estimate_error_pct']:+.1f} %")
-        table.add_row(*cells)
+        # Text: a case id holds [brackets] (magnitude[sparsity=0.9]), never read as markup
+        table.add_row(*(Text(c) for c in cells))
     console.print(table)
     console.print(
         f"median |LOO error| {result.median_abs_loo_error_pct:.1f} %, "

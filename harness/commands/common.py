@@ -26,6 +26,7 @@ ProbeNames = Annotated[
     list[str] | None,
     typer.Option(
         "--probe",
+        metavar="NAME",
         help="Probe to use (repeat for several). Default: every available default probe.",
     ),
 ]
@@ -33,9 +34,26 @@ PowercapRoot = Annotated[
     Path | None,
     typer.Option(
         "--powercap-root",
+        metavar="PATH",
         help="Powercap tree for the rapl probe (else $ENERGY_HARNESS_POWERCAP_ROOT, else /sys).",
     ),
 ]
+
+Country = Annotated[
+    str | None,
+    typer.Option(metavar="ISO3", help="ISO-3 country code for CO2 (else the world average)."),
+]
+Region = Annotated[
+    str | None,
+    typer.Option(
+        metavar="REGION", help="Region for CO2 (US state, province, zone); needs --country."
+    ),
+]
+CarbonIntensity = Annotated[
+    float | None,
+    typer.Option(metavar="G_PER_KWH", help="Override carbon intensity, g CO2eq per kWh."),
+]
+Pue = Annotated[float | None, typer.Option(metavar="PUE", help="Power usage effectiveness (>= 1).")]
 
 
 def probe_options(powercap_root: Path | None) -> ProbeOptions:

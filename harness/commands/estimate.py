@@ -197,7 +197,8 @@ def _input_shape(text: str | None) -> tuple[int, ...] | None:
 @user_errors
 def estimate_command(
     model: Annotated[
-        str, typer.Argument(help="Model name (e.g. lenet5) or package.module:factory.")
+        str,
+        typer.Argument(metavar="MODEL", help="Model name (e.g. lenet5) or package.module:factory."),
     ],
     variant: Annotated[
         str,

@@ -17,8 +17,12 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.commands.common import (
+    CarbonIntensity,
+    Country,
     PowercapRoot,
     ProbeNames,
+    Pue,
+    Region,
     domain_notes,
     err_console,
     finite_or_none,
@@ -30,7 +34,10 @@ from harness.commands.common import (
 )
 from harness.errors import EnergyHarnessError
 from harness.measure.meter import EnergyMeter, Measurement, ShortWindowWarning
+from harness.measure.phases import PhaseEnergy, PhaseRecorder, outside_phases
 from harness.measure.probes import load_probes, probe_statuses, select_probes
+from harness.report.format import co2_line, fmt_si
+from harness.rows.carbon import CarbonSettings, carbon_settings
 
 console = Console(emoji=False)
 
@@ -65,15 +72,21 @@ def probes_command(
 SIGTERM_EXIT = 128 + signal.SIGTERM  # 143, as a shell reports a job stopped by SIGTERM
 
 
-def _run_child(cmd: list[str], quiet_stdout: bool) -> tuple[int, bool, bool]:
+def _run_child(
+    cmd: list[str], quiet_stdout: bool, phases: PhaseRecorder | None = None
+) -> tuple[int, bool, bool]:
     """Run the command and wait for it; a shell-style exit code, whether SIGTERM came, and
     whether it started at all (127: not found, 126: not executable, as a shell says).
 
     Ctrl-C waits too (the child got the same SIGINT). SIGTERM is forwarded to the child,
-    which is waited for; the exit code is then 143.
+    which is waited for; the exit code is then 143. `phases`: the channel the command
+    marks its phases through (`harness.phase`).
     """
+    channel: dict[str, Any] = {}
+    if phases is not None:
+        channel = {"env": phases.env(), "pass_fds": phases.pass_fds}
     try:
-        child = subprocess.Popen(cmd, stdout=sys.stderr if quiet_stdout else None)
+        child = subprocess.Popen(cmd, stdout=sys.stderr if quiet_stdout else None, **channel)
     except FileNotFoundError:
         err_console.print(
             f"energy-harness: command not found: {cmd[0]}", markup=False, soft_wrap=True
@@ -84,6 +97,9 @@ def _run_child(cmd: list[str], quiet_stdout: bool) -> tuple[int, bool, bool]:
             f"energy-harness: permission denied: {cmd[0]}", markup=False, soft_wrap=True
         )
         return 126, False, False
+    finally:
+        if phases is not None:
+            phases.spawned()
     terminated: list[int] = []
 
     def forward(signum: int, frame: object) -> None:
@@ -108,7 +124,9 @@ def _run_child(cmd: list[str], quiet_stdout: bool) -> tuple[int, bool, bool]:
 
 @user_errors
 def measure_command(
-    cmd: Annotated[list[str] | None, typer.Argument(help="The command, after `--`.")] = None,
+    cmd: Annotated[
+        list[str] | None, typer.Argument(metavar="COMMAND", help="The command, after `--`.")
+    ] = None,
     probe: ProbeNames = None,
     powercap_root: PowercapRoot = None,
     as_json: Annotated[
@@ -117,32 +135,45 @@ def measure_command(
             "--json", help="Print one JSON object on stdout (the command's stdout goes to stderr)."
         ),
     ] = False,
+    country: Country = None,
+    region: Region = None,
+    carbon_intensity: CarbonIntensity = None,
+    pue: Pue = None,
 ) -> None:
-    """Run a command and report its energy per domain, like `perf stat` for joules."""
+    """Run a command and report its energy per domain, its CO2, and the energy of each
+    phase it marks (`with harness.phase("epoch-1"):`), like `perf stat` for joules."""
     if not cmd:
-        raise typer.BadParameter("give the command after `--`, e.g. `measure -- python t.py`")
+        raise EnergyHarnessError("give the command after `--`, e.g. `measure -- python t.py`")
+    carbon = carbon_settings(country, region, carbon_intensity, 1.0 if pue is None else pue)
     selected = select_probes(probe, probe_options(powercap_root))
     meter = EnergyMeter(selected.probes)
     with meter, warnings.catch_warnings():
         warnings.simplefilter("ignore", ShortWindowWarning)  # printed below, with the rest
+        recorder = PhaseRecorder(meter)
+        recorder.start()
         meter.begin_window("command")
-        exit_code, terminated, started = _run_child(cmd, quiet_stdout=as_json)
+        exit_code, terminated, started = _run_child(cmd, quiet_stdout=as_json, phases=recorder)
         m = meter.end_window("command")
+        phases = recorder.finish()
     if not started and not as_json:  # nothing ran: no figures to show
         raise typer.Exit(exit_code)
-    notes = [*selected.warnings, *m.warnings]
+    notes = [*selected.warnings, *m.warnings, *(w for p in phases for w in p.measurement.warnings)]
     if terminated:
         notes.append(
             "stopped by SIGTERM, forwarded to the command: the figures cover the command "
             "until it exited"
         )
     if as_json:
-        print(json.dumps(measurement_json(m, exit_code, notes)))
+        if carbon.assumed:  # said on the terminal; stdout stays one JSON object
+            err_console.print(f"note: CO2 at {carbon.describe()}", markup=False, soft_wrap=True)
+        print(json.dumps(measurement_json(m, exit_code, notes, carbon, phases)))
     else:
         err_console.print(measurement_table(m))
         for line in domain_notes(m):
             err_console.print(line, markup=False, highlight=False)
         err_console.print(total_line(m), markup=False, highlight=False)
+        for line in [co2_line(m.total_energy_j, carbon), *phase_lines(m, phases)]:
+            err_console.print(line, markup=False, highlight=False, soft_wrap=True)
         if m.other_cpu_pct is not None:
             line = f"other processes used {m.other_cpu_pct:.0f} % of the CPUs meanwhile"
             err_console.print(line, markup=False, highlight=False)
@@ -151,8 +182,57 @@ def measure_command(
     raise typer.Exit(exit_code)
 
 
-def measurement_json(m: Measurement, exit_code: int, warnings: list[str]) -> dict[str, Any]:
-    """What `measure --json` prints: the window, each domain with its reason, warnings."""
+OUTSIDE_PHASES = "(outside phases)"
+
+
+def phase_lines(m: Measurement, phases: list[PhaseEnergy]) -> list[str]:
+    """One line per phase (indented by depth) and one for the time outside phases: the
+    top-level lines add up to the total."""
+    if not phases:
+        return []
+    width = max(len(OUTSIDE_PHASES), *(len(p.name) + 2 * p.depth for p in phases))
+    lines = ["phases (energy, time; top-level phases and the rest add up to the total):"]
+    for p in phases:
+        name = "  " * p.depth + p.name
+        e = p.measurement
+        note = f"  ({p.note})" if p.note else ""
+        lines.append(f"  {name:<{width}} {_joules(e.total_energy_j)} {e.duration_s:9.3f} s{note}")
+    energy_j, duration_s = outside_phases(m, phases)
+    lines.append(f"  {OUTSIDE_PHASES:<{width}} {_joules(energy_j)} {duration_s:9.3f} s")
+    return lines
+
+
+def _joules(energy_j: float) -> str:
+    return f"{fmt_si(energy_j, 'J'):>10}"
+
+
+def phases_json(m: Measurement, phases: list[PhaseEnergy]) -> list[dict[str, Any]]:
+    """`phases` of `measure --json`: each phase, then the time outside them (depth 0)."""
+    if not phases:
+        return []
+    energy_j, duration_s = outside_phases(m, phases)
+    outside = {"name": OUTSIDE_PHASES, "pid": None, "depth": 0, "start_utc": m.start_utc}
+    outside |= {"duration_s": duration_s, "energy_j": energy_j, "source": m.total_source}
+    return [
+        {**p.to_dict(), "energy_j": finite_or_none(p.measurement.total_energy_j)} for p in phases
+    ] + [{**outside, "energy_j": finite_or_none(energy_j), "note": ""}]
+
+
+def measurement_json(
+    m: Measurement,
+    exit_code: int,
+    warnings: list[str],
+    carbon: CarbonSettings | None = None,
+    phases: list[PhaseEnergy] | None = None,
+) -> dict[str, Any]:
+    """What `measure --json` prints: the window, each domain with its reason, warnings,
+    CO2 with the intensity used and where it came from, and the phases."""
+    co2: dict[str, Any] = {}
+    if carbon is not None:
+        co2 = {
+            "co2_g": finite_or_none(carbon.co2_g(m.total_energy_j)),
+            "carbon": {**carbon.to_dict(), "assumed": carbon.assumed},
+        }
     return {
         "duration_s": m.duration_s,
         "total_energy_j": finite_or_none(m.total_energy_j),
@@ -173,6 +253,8 @@ def measurement_json(m: Measurement, exit_code: int, warnings: list[str]) -> dic
         "exit_code": exit_code,
         "warnings": [*warnings, *(invalid_line(d) for d in m.domains if d.invalid_reason)],
         "other_cpu_pct": m.other_cpu_pct,
+        **co2,
+        "phases": phases_json(m, phases or []),
     }
 
 

@@ -30,7 +30,9 @@ console = Console(emoji=False)
 
 @user_errors
 def report_command(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory (results/<run-id>).")],
+    run_dir: Annotated[
+        Path, typer.Argument(metavar="RUN_DIR", help="A run directory (results/<run-id>).")
+    ],
     open_browser: Annotated[
         bool, typer.Option("--open", help="Open the report in a web browser.")
     ] = False,
@@ -49,8 +51,8 @@ def report_command(
 
 @user_errors
 def compare_command(
-    run_a: Annotated[Path, typer.Argument(help="The baseline run directory (A).")],
-    run_b: Annotated[Path, typer.Argument(help="The run to compare with it (B).")],
+    run_a: Annotated[Path, typer.Argument(metavar="RUN_A", help="The baseline run directory (A).")],
+    run_b: Annotated[Path, typer.Argument(metavar="RUN_B", help="The run to compare with it (B).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array.")] = False,
 ) -> None:
     """Per-case ratio B/A of measured energy per sample, with a 95% CI and Welch's p over

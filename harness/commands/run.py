@@ -9,9 +9,20 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from harness.commands.common import PowercapRoot, ProbeNames, err_console, user_errors
+from harness.commands.common import (
+    CarbonIntensity,
+    Country,
+    PowercapRoot,
+    ProbeNames,
+    Pue,
+    Region,
+    err_console,
+    user_errors,
+)
+from harness.commands.measure import SIGTERM_EXIT
 from harness.commands.streams import stdout_closed
 from harness.errors import EnergyHarnessError
+from harness.prepare.cache_dir import default_cache_dir
 from harness.report.terminal import print_run_summary
 from harness.spec.case import Case
 
@@ -32,7 +43,11 @@ def print_summary(run_dir: Path) -> None:
     print_run_summary(run_dir, console)
 
 
+_signals: list[int] = []  # the signals that stopped the run (SIGTERM: exit 143)
+
+
 def _interrupt(signum: int, frame: object) -> None:
+    _signals.append(signum)
     raise KeyboardInterrupt
 
 
@@ -85,7 +100,10 @@ def _say_on_stderr(message: str) -> None:
 def run_command(
     suite: Annotated[
         str | None,
-        typer.Argument(help="Suite TOML file or bundled suite name (default: the default suite)."),
+        typer.Argument(
+            metavar="[SUITE]",
+            help="Suite TOML file or bundled suite name (default: the default suite).",
+        ),
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Run directory (default results/<run-id>).")
@@ -94,14 +112,18 @@ def run_command(
     probe: ProbeNames = None,
     powercap_root: PowercapRoot = None,
     shard: Annotated[str | None, typer.Option(help="Run every N-th case: I/N, 0 <= I < N.")] = None,
-    country: Annotated[str | None, typer.Option(help="ISO-3 country code for CO2.")] = None,
-    region: Annotated[str | None, typer.Option(help="Region (US state, province, zone).")] = None,
-    carbon_intensity: Annotated[
-        float | None, typer.Option(help="Override carbon intensity, g CO2eq per kWh.")
-    ] = None,
-    pue: Annotated[float | None, typer.Option(help="Power usage effectiveness (>= 1).")] = None,
+    country: Country = None,
+    region: Region = None,
+    carbon_intensity: CarbonIntensity = None,
+    pue: Pue = None,
     peer: Annotated[str | None, typer.Option(help="Also run a peer tool: codecarbon.")] = None,
-    cache: Annotated[bool, typer.Option(help="Reuse prepared models from results/cache.")] = True,
+    cache: Annotated[
+        bool,
+        typer.Option(
+            help=f"Reuse prepared models from {default_cache_dir()} (the folder in effect: "
+            "$ENERGY_HARNESS_CACHE, else results/cache)."
+        ),
+    ] = True,
     report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
 ) -> None:
     """Run a benchmark suite: measure, estimate, compare, convert to CO2; write the results."""
@@ -153,7 +175,11 @@ def run_command(
         )
     except KeyboardInterrupt as exc:
         _interrupted(exc)
-        raise typer.Exit(PIPE_CLOSED_EXIT if stdout_closed() else 130) from None
+        # as a shell reports it: 141 after its reader went away (SIGPIPE), 143 after
+        # SIGTERM (as `measure` exits), 130 after Ctrl-C
+        if stdout_closed():
+            raise typer.Exit(PIPE_CLOSED_EXIT) from None
+        raise typer.Exit(SIGTERM_EXIT if signal.SIGTERM in _signals else 130) from None
     if stdout_closed():
         _say_on_stderr(f"standard output was closed; the run finished: {run_dir}")
     print_summary(run_dir)
@@ -174,7 +200,9 @@ def run_command(
 
 @user_errors
 def merge_command(
-    run_dirs: Annotated[list[Path], typer.Argument(help="Shard run directories.")],
+    run_dirs: Annotated[
+        list[Path], typer.Argument(metavar="RUN_DIR...", help="Shard run directories.")
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Merged run directory.")],
 ) -> None:
     """Merge shard runs (from --shard I/N) into one run directory."""

@@ -17,13 +17,13 @@ import contextlib
 import functools
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from harness.errors import EnergyHarnessError, HarnessWarning
+from harness.errors import EnergyHarnessError, HarnessWarning, warn_user
 from harness.measure.clock import sync_cuda, utc_iso
+from harness.measure.co2 import co2_g
 from harness.measure.load import LoadSample, MachineLoad
 from harness.measure.sources import SOURCE_RANK, combine_sources
 from probes.base import SOURCE_COUNTER, SOURCE_MODEL, Domain, Probe, Reading
@@ -165,6 +165,18 @@ class Measurement:
     def average_power_w(self) -> float:
         """Total energy / duration (NaN for a zero-length window)."""
         return self.total_energy_j / self.duration_s if self.duration_s > 0 else float("nan")
+
+    def co2_g(self, intensity: float | Any, pue: float | None = None) -> float:
+        """Grams CO2eq of the total: `intensity` in g/kWh, or a carbon setting (anything
+        with `intensity_g_per_kwh` and `pue`, as `harness.rows.carbon.carbon_settings`
+        gives). `pue` defaults to the setting's, else 1.0."""
+        if isinstance(intensity, int | float):
+            return co2_g(self.total_energy_j, float(intensity), 1.0 if pue is None else pue)
+        return co2_g(
+            self.total_energy_j,
+            intensity.intensity_g_per_kwh,
+            intensity.pue if pue is None else pue,
+        )
 
     def energy_of(self, domain: str) -> float | None:
         """Energy of one domain by name; raises KeyError if absent."""
@@ -320,7 +332,7 @@ class EnergyMeter:
                 f"update period ({min_window_s * 1e3:.0f} ms): its energy is mostly "
                 "quantisation noise; measure more iterations per window",
             )
-            warnings.warn(ShortWindowWarning(notes[0]), stacklevel=2)
+            warn_user(ShortWindowWarning(notes[0]))  # at the user's line, not ours
         measurement = Measurement(
             name,
             begin.start_time_s,

@@ -44,12 +44,11 @@ import torch
 from torch import nn
 
 from harness.errors import EnergyHarnessError, HarnessWarning
+from harness.prepare.cache_dir import CACHE_DIR_ENV, default_cache_dir
 from harness.prepare.hardware import quantize_dynamic_int8
 from harness.spec.catalog import build_model
 
 CACHE_FORMAT = 1  # bump when the meaning of cached files changes
-DEFAULT_CACHE_DIR = Path("results") / "cache"
-CACHE_DIR_ENV = "ENERGY_HARNESS_CACHE"
 
 _PLAIN = (bool, int, float, str, type(None))
 # module types torch quantizes dynamically to int8; a file may name only these
@@ -78,11 +77,6 @@ def cache_key(fields: Mapping[str, Any]) -> str:
     """A 24-hex-digit key over `fields` and CACHE_FORMAT (dict order does not matter)."""
     text = json.dumps({"format": CACHE_FORMAT, **_canonical(fields)}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
-
-
-def default_cache_dir() -> Path:
-    """$ENERGY_HARNESS_CACHE if set, else results/cache."""
-    return Path(os.environ.get(CACHE_DIR_ENV) or DEFAULT_CACHE_DIR)
 
 
 def _plain_value(value: Any) -> bool:

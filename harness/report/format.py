@@ -101,6 +101,13 @@ def fmt_change(ratio: float | None, low: float | None = None, high: float | None
     return text
 
 
+def co2_line(energy_j: float, carbon: Any) -> str:
+    """`CO2 1.23 mg at world average 475 g/kWh, assumed (...), PUE 1`: `carbon` a
+    `harness.rows.carbon.CarbonSettings`; said the same way by `measure`, the tracker,
+    the callbacks and the run summary."""
+    return f"CO2 {fmt_si(carbon.co2_g(energy_j), 'g')} at {carbon.describe()}"
+
+
 def fmt_pp(points: float | None) -> str:
     """Percentage points with a sign: `+0.83 pp`; '–' when unknown."""
     return f"{points:+.2f} pp" if _finite(points) else MISSING

@@ -105,6 +105,9 @@ def _row(c: CaseView, like: float, shared_source: bool) -> dict[str, Any]:
             "reason": c.error or "(no reason given)",
         }
     energy, energy_note = _energy_cell(c, like, shared_source)
+    if math.isfinite(c.peer_j_per_sample):
+        peer = f"codecarbon (peer tool): {fmt_si(c.peer_j_per_sample, 'J', like=like)}"
+        energy_note = f"{energy_note}; {peer}" if energy_note else peer
     vs, noise = _vs_cells(c)
     error = "" if not math.isfinite(c.estimate_error_pct) else f"{c.estimate_error_pct:+.1f} %"
     return {

@@ -21,8 +21,17 @@ from rich.text import Text
 
 from harness.estimate.error import ESTIMATE_ERROR_DEFINITION
 from harness.measure.sources import combine_sources, source_label
-from harness.report.format import MISSING, fmt_change, fmt_interval, short_variant
+from harness.report.environment import load_environment
+from harness.report.format import (
+    MISSING,
+    co2_line,
+    fmt_change,
+    fmt_interval,
+    fmt_si,
+    short_variant,
+)
 from harness.report.headline import group_title, headline_items
+from harness.rows.carbon import CarbonSettings
 from harness.rows.csvfile import parse_float, read_rows
 from harness.rows.headline import run_headline
 from harness.rows.repetitions import load_run_repetitions
@@ -87,7 +96,9 @@ def group_table(group: GroupKey, rows: list[dict[str, str]], vs: Mapping[str, Vs
     """One group's table: a row per variant."""
     header, per_cell_source = _energy_header(rows)
     table = compact_table(group_title(group))
-    table.add_column("variant", overflow="fold")
+    # the variant keeps its longest word whole; wide intervals wrap at their space instead
+    words = [w for r in rows for w in short_variant(r.get("variant") or "").split()]
+    table.add_column("variant", overflow="fold", min_width=min(24, max(map(len, words), default=7)))
     table.add_column("acc %\n(vs dense)", justify="right", no_wrap=True)
     table.add_column(header, no_wrap=True)
     table.add_column("energy vs dense\n[95% CI]", no_wrap=True)
@@ -147,6 +158,49 @@ def reason_lines(cases: RunCases) -> list[str]:
     ]
 
 
+def peer_lines(cases: RunCases) -> list[str]:
+    """`codecarbon (peer tool) for lenet5/dense/...: 571 µJ per sample (ours 569 µJ, MODELLED)`:
+    the figure `--peer codecarbon` recorded beside each case's own."""
+    lines = []
+    for rows in cases.groups.values():
+        for row in rows:
+            peer = parse_float(row.get("peer_energy_j_per_sample"))
+            if not math.isfinite(peer):
+                continue
+            ours = parse_float(row.get("energy_j_per_sample_mean"))
+            lines.append(
+                f"codecarbon (peer tool) for {row.get('case_id', '?')}: {fmt_si(peer, 'J')} per "
+                f"sample (ours {fmt_si(ours, 'J')}, "
+                f"{source_label(row.get('measured_source') or '')})"
+            )
+    return lines
+
+
+def carbon_line(run_dir: Path, cases: RunCases) -> str | None:
+    """`CO2 of the measured windows: 1.23 mg (9.31 J MODELLED) at world average 475 g/kWh,
+    assumed (...), PUE 1`: the run's CO2 with the intensity used and where it came from
+    (environment.json); None without a carbon record."""
+    env, _ = load_environment(Path(run_dir) / "environment.json")
+    record = (env or {}).get("carbon")
+    if not isinstance(record, dict):
+        return None
+    try:
+        carbon = CarbonSettings(**record)
+    except TypeError:
+        return None
+    ok = [r for rows in cases.groups.values() for r in rows if r.get("status") == "ok"]
+    energy_j = sum(
+        parse_float(r.get("energy_j")) * (parse_float(r.get("n")) or 0.0)
+        for r in ok
+        if math.isfinite(parse_float(r.get("energy_j")))
+    )
+    source = source_label(combine_sources(r.get("measured_source") or "" for r in ok))
+    return (
+        f"CO2 of the measured windows: {co2_line(energy_j, carbon).removeprefix('CO2 ')} "
+        f"(from {fmt_si(energy_j, 'J')} {source})"
+    )
+
+
 def legend_line(cases: RunCases) -> str:
     """What the columns mean, once."""
     sources = combine_sources(
@@ -199,8 +253,12 @@ def print_run_summary(run_dir: Path, console: Console) -> None:
         console.print(group_table(group, rows, cases.vs_dense))
     console.print()
     line(legend_line(cases))
+    co2 = carbon_line(run_dir, cases)
+    if co2 is not None:
+        line(co2)
     line("est. err %: " + ESTIMATE_ERROR_DEFINITION)
-    for text in reason_lines(cases) + not_judged_lines(cases) + stability_warnings(run_dir):
+    lines = peer_lines(cases) + reason_lines(cases) + not_judged_lines(cases)
+    for text in lines + stability_warnings(run_dir):
         line(text)
     console.print()
     line("headline (vs dense: against the dense model of the same group)")

@@ -55,6 +55,7 @@ class CaseView:
     estimate_error_pct: float = math.nan
     estimate_error_computed: bool = False
     co2_g_per_1000_samples: float = math.nan
+    peer_j_per_sample: float = math.nan  # `--peer codecarbon`: the peer tool's figure
     repetitions: CaseRepetitions | None = None
     unstable_reason: str = ""  # why cases.csv marks the figure unstable ("" when stable)
     vs_dense: VsDense | None = None  # against the dense case of its group
@@ -165,6 +166,7 @@ def _view_from_case_row(index: int, row: dict[str, str], rep: CaseRepetitions | 
         ci95_high_j_per_sample=parse_float(row.get("energy_j_per_sample_ci95_high")),
         estimate_error_pct=parse_float(row.get("estimate_error_pct")),
         co2_g_per_1000_samples=parse_float(row.get("co2_g_per_1000_samples")),
+        peer_j_per_sample=parse_float(row.get("peer_energy_j_per_sample")),
         repetitions=rep,
         unstable_reason=unstable_reason_of(row),
     )

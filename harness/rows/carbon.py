@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import EnergyHarnessError
+from harness.measure.co2 import J_PER_KWH, co2_g
 
-J_PER_KWH = 3.6e6
+__all__ = ["J_PER_KWH", "CarbonSettings", "carbon_settings"]
+WORLD_AVERAGE = "world average"  # how a source that was assumed begins
 G_PER_LB = 453.59237
 # codecarbon's Canadian energy-mix keys -> its per-source intensity keys
 _CANADA_SOURCES = {
@@ -50,7 +52,25 @@ class CarbonSettings:
 
     def co2_g(self, energy_j: float) -> float:
         """Grams CO2eq for `energy_j` joules at the facility (x PUE)."""
-        return energy_j / J_PER_KWH * self.intensity_g_per_kwh * self.pue
+        return co2_g(energy_j, self.intensity_g_per_kwh, self.pue)
+
+    @property
+    def assumed(self) -> bool:
+        """True when no country, region or intensity was given: the world average."""
+        return self.source.startswith(WORLD_AVERAGE)
+
+    def describe(self) -> str:
+        """`world average 475 g/kWh, assumed (set --country ...), PUE 1.0` or
+        `FRA 56 g/kWh (codecarbon ...), PUE 1.1`: the intensity, where it came from, PUE."""
+        value = f"{self.intensity_g_per_kwh:.0f} g/kWh"
+        if self.assumed:
+            where = (
+                f"world average {value}, assumed (set --country, --region or --carbon-intensity)"
+            )
+        else:
+            place = "/".join(p for p in (self.country, self.region) if p)
+            where = f"{place + ' ' if place else ''}{value} ({self.source})"
+        return f"{where}, PUE {self.pue:g}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -157,7 +177,7 @@ def carbon_settings(
     per_source = _load("carbon_intensity_per_source.json")
     return CarbonSettings(
         float(per_source["world_average"]),
-        f"world average, codecarbon carbon_intensity_per_source.json "
+        f"{WORLD_AVERAGE}, codecarbon carbon_intensity_per_source.json "
         f"({per_source.get('world_average_source', 'IEA')}); set --country for your grid",
         2019,
         None,

@@ -19,6 +19,7 @@ the Student-t interval of the mean.
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 import warnings
@@ -211,3 +212,27 @@ def mcnemar_exact_p(only_a: int, only_b: int) -> float:
     from scipy.stats import binom
 
     return min(1.0, 2 * float(binom.cdf(min(only_a, only_b), n, 0.5)))
+
+
+_t975_cached = functools.cache(_t975)  # a training predicts once per epoch: quantiles kept
+
+
+def remaining_sum_ci95(values: list[float], remaining: int) -> tuple[float, float, float]:
+    """The sum of `remaining` more values like `values` (e.g. the energy of the epochs
+    still to run, from those done): point estimate and 95 % prediction interval
+    (NaN bounds with fewer than two values).
+
+    Each future value varies with the values' variance s2 and shares the error of their
+    mean: var = remaining x s2 + remaining^2 x s2 / n (a Student-t prediction interval for
+    a sum; the lower bound is never below zero). The point estimate is carbontracker's
+    (Anthony et al. 2020): remaining x the mean so far.
+    """
+    finite = finite_values(values)
+    n = len(finite)
+    mean, std = mean_std(finite)
+    point = remaining * mean
+    if n < 2 or remaining <= 0:
+        bound = point if remaining <= 0 else math.nan
+        return point, bound, bound
+    half = _t975_cached(n - 1) * std * math.sqrt(remaining + remaining * remaining / n)
+    return point, max(0.0, point - half), point + half

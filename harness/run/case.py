@@ -38,7 +38,6 @@ from harness.rows.vs_dense import VsDense, compare_with_dense, dense_in_run
 from harness.spec.case import Case
 from harness.spec.catalog import DatasetSplits, load_dataset
 from harness.spec.suite import Suite
-from harness.spec.train_config import TrainConfig
 from harness.spec.variants import DENSE, VARIANTS
 
 
@@ -82,20 +81,24 @@ class CaseContext:
     log: Callable[[str], None] = lambda message: None
     progress: CaseProgress = field(default_factory=CaseProgress)
     prepared: set[str] = field(default_factory=set)
-    datasets: dict[tuple[str, str], DatasetSplits] = field(default_factory=dict)
+    datasets: dict[tuple[str, str, tuple[int, ...] | None], DatasetSplits] = field(
+        default_factory=dict
+    )
     auto_profiles: dict[str, AutoProfile] = field(default_factory=dict)
 
     def dataset(self, case: Case) -> DatasetSplits:
         """The case's dataset, loaded once per run."""
-        key = (case.dataset, case.model)
+        key = (case.dataset, case.model, case.input_shape)
         if key not in self.datasets:
             s = self.suite.settings
+            shape = {} if case.input_shape is None else {"input_shape": case.input_shape}
             self.datasets[key] = load_dataset(
                 case.dataset,
                 data_root=s.data_root,
                 download=s.download,
                 model=case.model,
                 seed=s.seed,
+                **shape,
             )
         return self.datasets[key]
 
@@ -127,7 +130,7 @@ def prepare_case(
         case.variant,
         variant_params(case, ctx.suite),
         seed=s.seed,
-        train_config=TrainConfig(epochs=s.train_epochs),
+        train_config=ctx.suite.train_config(),
         device=case.device,
         cache=cache or ctx.cache,
         log=ctx.progress.phase,

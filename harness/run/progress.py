@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.padding import Padding
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn
 from rich.table import Column
 from rich.text import Text
 
@@ -28,7 +28,6 @@ from harness.prepare.hardware import check_device
 from harness.prepare.pipeline import training_plan
 from harness.run.case import CaseContext, CaseProgress, variant_params
 from harness.spec.case import Case
-from harness.spec.train_config import TrainConfig
 
 if TYPE_CHECKING:
     from rich.progress import Task
@@ -90,11 +89,31 @@ def eta_text(seconds: float | None) -> str:
 
 class _EtaColumn(ProgressColumn):
     def __init__(self, eta: Eta, clock: Clock) -> None:
-        super().__init__()
+        super().__init__(table_column=Column(no_wrap=True))
         self.eta, self.clock = eta, clock
 
     def render(self, task: Task) -> Text:
         return Text(eta_text(self.eta.remaining_s(self.clock())), style="progress.remaining")
+
+
+_BAR_WIDTH = 12
+
+
+class _CaseColumn(ProgressColumn):
+    """The case and its phase, cut (with an ellipsis) to leave the bar, the count and the
+    whole ETA their room: the ETA never wraps, the case's name gives way."""
+
+    def __init__(self, console: Console, eta: Eta, clock: Clock) -> None:
+        super().__init__(table_column=Column(no_wrap=True, overflow="ellipsis"))
+        self.console, self.eta, self.clock = console, eta, clock
+
+    def render(self, task: Task) -> Text:
+        count = f"{int(task.completed)}/{int(task.total or 0)}"
+        eta = eta_text(self.eta.remaining_s(self.clock()))
+        room = self.console.width - (_BAR_WIDTH + len(count) + len(eta) + 3)
+        text = Text(task.description)
+        text.truncate(max(8, room), overflow="ellipsis")
+        return text
 
 
 def planned_epochs(ctx: CaseContext, todo: list[Case]) -> int:
@@ -112,7 +131,7 @@ def planned_epochs(ctx: CaseContext, todo: list[Case]) -> int:
                     case.variant,
                     variant_params(case, ctx.suite),
                     seed=s.seed,
-                    train_config=TrainConfig(epochs=s.train_epochs),
+                    train_config=ctx.suite.train_config(),
                     cache=ctx.cache,
                     model_options=dict(case.model_options),
                 )
@@ -130,12 +149,8 @@ class RunProgress(CaseProgress):
     def __init__(self, console: Console, eta: Eta, clock: Clock = time.monotonic) -> None:
         self.eta, self.clock = eta, clock
         self.progress = Progress(
-            TextColumn(  # the case first: a narrow terminal cuts the phase, not the name
-                "{task.description}",
-                markup=False,  # names hold [brackets]
-                table_column=Column(no_wrap=True, overflow="ellipsis"),
-            ),
-            BarColumn(bar_width=12),
+            _CaseColumn(console, eta, clock),  # first: a narrow terminal cuts the phase
+            BarColumn(bar_width=_BAR_WIDTH),
             MofNCompleteColumn(),
             _EtaColumn(eta, clock),
             console=console,

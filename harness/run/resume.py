@@ -21,7 +21,7 @@ from harness.rows.rundir import RUN_CSVS
 from harness.run.options import RunOptions, shard_cases
 from harness.run.rounds import incomplete_round_rows
 from harness.spec.case import Case
-from harness.spec.suite import Suite, parse_suite
+from harness.spec.suite import Suite, add_import_path, parse_suite
 
 Say = Callable[[str], None]
 
@@ -62,6 +62,9 @@ def load_resume(run_dir: Path) -> tuple[Suite, RunOptions, dict[str, Any]]:
             f"cannot read {run_dir}/suite.toml ({exc.strerror}); copy the suite file this "
             f"run was started with to {run_dir}/suite.toml, then resume again"
         ) from None
+    source = Path(str(meta.get("suite") or ""))
+    if source.suffix == ".toml" and source.parent.is_dir():  # its models are found there
+        add_import_path(source.resolve().parent)
     return parse_suite(text, f"{run_dir}/suite.toml"), options, meta
 
 

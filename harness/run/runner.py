@@ -25,6 +25,7 @@ from harness.measure.clock import utc_now_iso
 from harness.measure.environment import environment_record
 from harness.measure.meter import EnergyMeter
 from harness.measure.probes import probe_statuses, select_probes
+from harness.measure.sources import source_label
 from harness.measure.timeline import TIMELINE_COLUMNS, PowerPoint, PowerTimeline, timeline_row
 from harness.prepare.cache import ModelCache
 from harness.prepare.hardware import DeviceUnavailable, check_device
@@ -108,8 +109,11 @@ def _measure_idle(ctx: CaseContext, console: Console) -> None:
     idle_s = ctx.suite.settings.idle_baseline_s
     console.print(f"measuring idle power for {idle_s:g} s ...", markup=False)
     idle = ctx.meter.measure_idle(idle_s)
+    sources = {d.name: d.source for p in ctx.meter.probes for d in p.domains()}
     console.print(
-        "idle power: " + ", ".join(f"{k} {v:.2f} W" for k, v in idle.items()), markup=False
+        "idle power: "
+        + ", ".join(f"{k} {v:.2f} W ({source_label(sources.get(k, ''))})" for k, v in idle.items()),
+        markup=False,
     )
 
 

@@ -35,6 +35,11 @@ class Case:
     control: bool = False  # the A/A control: the dense model measured a second time
 
     @property
+    def input_shape(self) -> tuple[int, ...] | None:
+        """One sample's shape as the suite gives it (`input_shape`), else None."""
+        return dict(self.model_options).get("input_shape")
+
+    @property
     def variant_label(self) -> str:
         """`magnitude[sparsity=0.9]`: the variant with the parameters the suite gave it;
         `dense (control)` for the A/A control."""

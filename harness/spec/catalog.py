@@ -86,16 +86,22 @@ def model_names() -> list[str]:
     return list(_registered(MODEL_GROUP))
 
 
-def _user_factory(name: str) -> ModelSpec:
+def import_object(name: str, what: str) -> Any:
+    """`package.module:attr` imported; one line naming it when that fails. The folder of
+    a suite file is importable (`harness.spec.suite.add_import_path`)."""
     module_name, _, attr = name.partition(":")
     try:
-        factory = getattr(importlib.import_module(module_name), attr)
+        return getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise EnergyHarnessError(
-            f"model {name!r}: cannot import {attr!r} from module {module_name!r} ({exc}); "
-            "check that the module is importable (on PYTHONPATH) and defines the factory"
+            f"{what} {name!r}: cannot import {attr!r} from module {module_name!r} ({exc}); "
+            f"check that the module is importable (next to the suite file, or on PYTHONPATH) "
+            f"and defines the {'factory' if what == 'model' else 'loader'}"
         ) from exc
-    return spec_of_factory(name, factory)
+
+
+def _user_factory(name: str) -> ModelSpec:
+    return spec_of_factory(name, import_object(name, "model"))
 
 
 def spec_of_factory(name: str, factory: Callable[..., Any]) -> ModelSpec:
@@ -208,13 +214,17 @@ def load_dataset(
 
     Raises EnergyHarnessError for an unknown name or data that is not on disk.
     """
+    if ":" in name:  # a user's loader, `package.module:function`
+        loader = import_object(name, "dataset")
+        return loader(data_root=data_root, download=download, model=model, seed=seed, **options)
     registered = _registered(DATASET_GROUP)
     key = name.lower()
     if key not in registered:
         if not registered:
             raise _not_installed(DATASET_GROUP, "datasets")
         raise EnergyHarnessError(
-            f"unknown dataset {name!r}; known datasets: {', '.join(registered)}"
+            f"unknown dataset {name!r}; known datasets: {', '.join(registered)}, or a "
+            "loader as 'package.module:function'"
         )
     loader = registered[key].load()
     return loader(data_root=data_root, download=download, model=model, seed=seed, **options)

@@ -70,6 +70,15 @@ class CarbonSpec:
     pue: float | None = None
 
 
+# the [training] table: keys -> type (TrainConfig checks the values)
+TRAINING_KEYS = {
+    "optimizer": str,
+    "lr": float,
+    "momentum": float,
+    "weight_decay": float,
+    "epochs": int,
+}
+
 _DEFAULTS = SuiteSettings()
 MAX_TIMELINE_HZ = 1000.0
 MAX_SEED = 2**63 - 1  # torch's generators take a 64-bit seed
@@ -214,3 +223,23 @@ def check_carbon(source: str, raw: dict[str, Any]) -> CarbonSpec:
             raise fail(source, f"carbon.{key}", f"must be >= 0 g/kWh, got {value}")
         out[key] = value
     return CarbonSpec(**out)
+
+
+def check_training(source: str, raw: dict[str, Any], settings: SuiteSettings) -> dict[str, Any]:
+    """The [training] table (optimizer, lr, momentum, weight_decay, epochs) as TrainConfig
+    arguments; raises naming the bad key. `epochs` is `suite.train_epochs`: not both."""
+    from harness.spec.train_config import TrainConfig
+
+    unknown_keys(source, "training", set(raw), set(TRAINING_KEYS))
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        default = {str: "", float: 0.0, int: 0}[TRAINING_KEYS[key]]
+        out[key] = _check_type(source, f"training.{key}", value, default)
+    if "epochs" in out and settings.train_epochs != _DEFAULTS.train_epochs:
+        raise fail(source, "training.epochs", "suite.train_epochs says the same: give one")
+    out.setdefault("epochs", settings.train_epochs)
+    try:
+        TrainConfig(**out)
+    except EnergyHarnessError as exc:
+        raise fail(source, "training", str(exc).removeprefix("training settings: ")) from None
+    return out

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,9 +36,11 @@ from harness.spec.settings import (
     SuiteSettings,
     check_carbon,
     check_settings,
+    check_training,
     fail,
     unknown_keys,
 )
+from harness.spec.train_config import TrainConfig
 from harness.spec.variants import DENSE, VARIANTS, resolve_variant
 
 try:
@@ -44,7 +48,17 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-MODEL_KEYS = {"name", "dataset", "variants", "batch_sizes", "modes", "devices", "options"}
+MODEL_KEYS = {
+    "name",
+    "dataset",
+    "variants",
+    "batch_sizes",
+    "modes",
+    "devices",
+    "options",
+    "input_shape",
+}
+SHAPED_DATASETS = ("synthetic",)  # datasets whose sample shape a model's input_shape sets
 
 
 @dataclass
@@ -56,6 +70,11 @@ class Suite:
     carbon: CarbonSpec
     cases: list[Case] = field(default_factory=list)
     text: str = ""  # the TOML as written, copied into each run directory
+    training: dict[str, Any] = field(default_factory=dict)  # TrainConfig arguments
+
+    def train_config(self) -> TrainConfig:
+        """How the suite trains its dense models (`[training]`, `suite.train_epochs`)."""
+        return TrainConfig(**{"epochs": self.settings.train_epochs, **self.training})
 
 
 def _variants(source: str, where: str, raw: Any) -> list[tuple[str, tuple[tuple[str, Any], ...]]]:
@@ -96,6 +115,26 @@ def _check_devices(source: str, key: str, devices: list[Any]) -> None:
             raise fail(source, key, f"{device!r} is not a device; allowed: cpu, cuda, cuda:N")
 
 
+def _input_shape(source: str, where: str, entry: dict[str, Any], dataset: str) -> tuple[int, ...]:
+    """A model's `input_shape` (one sample, e.g. [784] or [3, 32, 32]): it replaces the
+    factory's `input_shape` attribute for the data made for it."""
+    shape = entry["input_shape"]
+    key = f"{where}.input_shape"
+    if not isinstance(shape, list) or not shape:
+        raise fail(source, key, f"expected a list of positive integers, got {shape!r}")
+    if any(not isinstance(d, int) or isinstance(d, bool) or d <= 0 for d in shape):
+        raise fail(source, key, f"expected a list of positive integers, got {shape!r}")
+    if dataset not in SHAPED_DATASETS and ":" not in dataset:
+        raise fail(
+            source,
+            key,
+            f"dataset {dataset!r} fixes the sample shape (the model is fitted to it); "
+            f"input_shape applies to: {', '.join(SHAPED_DATASETS)}, or a loader of your own "
+            "('package.module:function', which receives it)",
+        )
+    return tuple(shape)
+
+
 def _model_cases(source: str, i: int, entry: Any, settings: SuiteSettings) -> list[Case]:
     """The cases of one [[models]] table (its keys override the [suite] ones)."""
     where = f"models[{i}]"
@@ -110,7 +149,8 @@ def _model_cases(source: str, i: int, entry: Any, settings: SuiteSettings) -> li
     except EnergyHarnessError as exc:
         raise fail(source, f"{where}.name", str(exc)) from None
     dataset = entry.get("dataset", settings.dataset)
-    _check_list(source, f"{where}.dataset", [dataset], tuple(dataset_names()))
+    if not (isinstance(dataset, str) and ":" in dataset):  # a user's loader is found at run
+        _check_list(source, f"{where}.dataset", [dataset], tuple(dataset_names()))
     modes = entry.get("modes", list(settings.modes))
     batch_sizes = entry.get("batch_sizes", list(settings.batch_sizes))
     devices = entry.get("devices", list(settings.devices))
@@ -125,6 +165,8 @@ def _model_cases(source: str, i: int, entry: Any, settings: SuiteSettings) -> li
     if not isinstance(options, dict):
         raise fail(source, f"{where}.options", "expected a table of factory arguments")
     variants = _variants(source, f"{where}.variants", entry.get("variants", ["dense"]))
+    if "input_shape" in entry:
+        options = {**options, "input_shape": _input_shape(source, where, entry, dataset)}
     return [
         Case(
             name,
@@ -163,8 +205,9 @@ def parse_suite(text: str, source: str) -> Suite:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise EnergyHarnessError(f"{source}: not valid TOML: {exc}") from exc
-    unknown_keys(source, "(top level)", set(raw), {"suite", "carbon", "models"})
+    unknown_keys(source, "(top level)", set(raw), {"suite", "carbon", "training", "models"})
     settings = check_settings(source, raw.get("suite", {}))
+    training = check_training(source, raw.get("training", {}), settings)
     carbon = check_carbon(source, raw.get("carbon", {}))
     models = raw.get("models")
     if not isinstance(models, list) or not models:
@@ -176,7 +219,7 @@ def parse_suite(text: str, source: str) -> Suite:
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise fail(source, "models", f"case listed twice: {duplicates[0]}")
-    return Suite(source, settings, carbon, cases, text)
+    return Suite(source, settings, carbon, cases, text, training)
 
 
 def load_suite(path: Path | str | None) -> Suite:
@@ -194,4 +237,17 @@ def load_suite(path: Path | str | None) -> Suite:
             f"suite file {path} is not UTF-8 text (byte {exc.start}: {exc.reason}); "
             "save it as UTF-8 TOML"
         ) from None
+    add_import_path(path.resolve().parent)
     return parse_suite(text, str(path))
+
+
+def add_import_path(folder: Path) -> None:
+    """Make `folder` importable, as Python does for a script's folder: a suite's
+    `pkg.mod:factory` next to it is found without PYTHONPATH (in this process and in
+    the processes it starts, such as DDP ranks)."""
+    text = str(folder)
+    if text not in sys.path:
+        sys.path.insert(0, text)
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if text not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([text, *paths])

@@ -1,4 +1,5 @@
-"""Training hyper-parameters (SGD with momentum, the classic LeNet-5 recipe), validated."""
+"""Training hyper-parameters (by default SGD with momentum, the classic LeNet-5 recipe),
+validated. A suite's `[training]` table sets them (`harness.spec.settings.check_training`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from harness.errors import EnergyHarnessError
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     nesterov: bool = False
     num_workers: int = 0  # DataLoader worker processes (0 = load in this process)
+    optimizer: str = "sgd"  # sgd | adam | adamw (momentum and nesterov: SGD only)
 
     def __post_init__(self) -> None:
         problems = []
@@ -41,6 +45,10 @@ class TrainConfig:
             problems.append(f"weight_decay must be >= 0 (got {self.weight_decay})")
         if self.nesterov and self.momentum == 0:
             problems.append("nesterov needs momentum > 0")
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(
+                f"optimizer must be one of {', '.join(OPTIMIZERS)} (got {self.optimizer!r})"
+            )
         if self.num_workers < 0:
             problems.append(f"num_workers must be >= 0 (got {self.num_workers})")
         if problems:
@@ -59,5 +67,9 @@ class TrainConfig:
         return cls(**dict(values))
 
     def as_dict(self) -> dict[str, Any]:
-        """The settings as a plain dict (for cache keys and reports)."""
-        return asdict(self)
+        """The settings as a plain dict (for cache keys and reports); the default optimizer
+        is left out, so models trained before it could be chosen keep their cache keys."""
+        values = asdict(self)
+        if values["optimizer"] == "sgd":
+            del values["optimizer"]
+        return values

@@ -20,14 +20,19 @@ from harness.workloads.precision import autocast, math_mode, precision_context
 Step = Callable[[], int]
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.SGD:
-    """SGD with momentum over the model's trainable parameters."""
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """The config's optimizer (SGD with momentum, Adam, AdamW) over the model's trainable
+    parameters."""
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise EnergyHarnessError(
             f"{type(model).__name__} has no trainable parameters (is it quantized?); "
             "train the float model before quantizing"
         )
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.SGD(
         params,
         lr=config.lr,

@@ -9,7 +9,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("harness", "probes", "benchmarks")
-STAGES = ("spec", "measure", "workloads", "prepare", "estimate", "rows", "run", "report")
+STAGES = (
+    "spec",
+    "measure",
+    "workloads",
+    "prepare",
+    "estimate",
+    "rows",
+    "run",
+    "report",
+    "integrations",
+)
 SHARED = ("harness.errors", "harness.lazy")  # usable from every stage
 MAX_FILE_LINES = 500
 MAX_FUNCTION_LINES = 100

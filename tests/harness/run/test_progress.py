@@ -61,3 +61,24 @@ def test_the_bar_counts_windows_and_names_the_round():
         task = progress.progress.tasks[0]
     assert description == "lenet5/dense (control)/inference/bs64/cpu: round 3"
     assert (task.completed, task.total, progress.eta.windows_left) == (1, 5, 4)
+
+
+def test_the_eta_stays_whole_at_80_columns():
+    clock = iter(float(t) for t in range(100))
+    console, out = Console(width=80), Console(record=True, width=80)
+    case = Case(
+        "torchvision.models:resnet50",
+        "cifar10",
+        "magnitude",
+        (("sparsity", 0.5),),
+        "training",
+        256,
+        "cuda:0",
+    )
+    with RunProgress(console, Eta(3, 4, 1.0), clock=lambda: next(clock)) as progress:
+        progress.start_case(case)
+        progress.phase("fine-tuning, epoch 2 of 3")
+        out.print(progress.progress.make_tasks_table(progress.progress.tasks))
+    lines = out.export_text().splitlines()
+    assert len(lines) == 1 and lines[0].rstrip().endswith("0/4 ETA after the first epoch")
+    assert lines[0].startswith("torchvision.models:resnet50/magnitud…")  # its end is cut

@@ -1,0 +1,112 @@
+"""Phases marked by a measured command, heard by `measure` through its pipe, on a fake
+powercap tree of known power (package 20 W + dram 5 W = 25 W in total)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from harness.measure.meter import EnergyMeter
+from harness.measure.probes import load_probes
+from probes.base import ProbeOptions
+
+TOTAL_W = 25.0
+CHILD = """
+import os, time
+from harness import phase
+time.sleep(0.2)
+with phase("train"):
+    with phase("epoch-1"):
+        time.sleep(0.3)
+    with phase("epoch-2"):
+        time.sleep(0.3)
+with phase("eval"):
+    time.sleep(0.2)
+    if os.environ.get("LEAVE_OPEN"):
+        phase("never ended").__enter__()
+        time.sleep(0.2)
+"""
+
+
+def _measure(tree, *flags: str, **env: str) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "measure",
+            "--probe",
+            "rapl",
+            "--powercap-root",
+            str(tree.root),
+            *flags,
+            "--",
+            sys.executable,
+            "-c",
+            CHILD,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+    )
+
+
+def test_nested_phases_and_the_rest_add_up_to_the_total(fake_powercap):
+    result = _measure(fake_powercap(), "--json", "--country", "FRA", "--pue", "1.2")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    phases = {p["name"]: p for p in report["phases"]}
+    assert [p["name"] for p in report["phases"]] == [
+        "train",
+        "epoch-1",
+        "epoch-2",
+        "eval",
+        "(outside phases)",
+    ]
+    assert (phases["train"]["depth"], phases["epoch-1"]["depth"], phases["eval"]["depth"]) == (
+        0,
+        1,
+        0,
+    )
+    top = [p for p in report["phases"] if p["depth"] == 0]
+    assert sum(p["energy_j"] for p in top) == pytest.approx(report["total_energy_j"], rel=1e-9)
+    assert sum(p["duration_s"] for p in top) == pytest.approx(report["duration_s"], rel=1e-9)
+    epoch = phases["epoch-1"]
+    assert epoch["energy_j"] == pytest.approx(TOTAL_W * epoch["duration_s"], rel=0.02)
+    assert epoch["duration_s"] == pytest.approx(0.3, abs=0.05)
+    assert (
+        phases["train"]["energy_j"] >= phases["epoch-1"]["energy_j"] + phases["epoch-2"]["energy_j"]
+    )
+    assert report["carbon"]["assumed"] is False and report["carbon"]["pue"] == 1.2
+    co2 = report["total_energy_j"] / 3.6e6 * report["carbon"]["intensity_g_per_kwh"] * 1.2
+    assert report["co2_g"] == pytest.approx(co2)
+
+
+def test_a_phase_left_open_is_closed_at_exit_and_said(fake_powercap):
+    result = _measure(fake_powercap(), LEAVE_OPEN="1")
+    assert result.returncode == 0, result.stderr
+    line = next(x for x in result.stderr.splitlines() if "never ended" in x)
+    assert "not ended by the command: measured until it exited" in line
+    assert "(outside phases)" in result.stderr
+    assert "at FRA" not in result.stderr and "world average 475 g/kWh, assumed" in result.stderr
+
+
+def test_measurement_co2_takes_an_intensity_or_a_setting(fake_powercap):
+    from harness.rows.carbon import carbon_settings
+
+    tree = fake_powercap()
+    with EnergyMeter(load_probes(["rapl"], ProbeOptions(powercap_root=tree.root))) as meter:
+        with meter.window("w") as w:
+            import time
+
+            time.sleep(0.2)
+    m = w.measurement
+    assert m.co2_g(475) == pytest.approx(m.total_energy_j / 3.6e6 * 475)
+    setting = carbon_settings(intensity_g_per_kwh=100, pue=1.5)
+    assert m.co2_g(setting) == pytest.approx(m.total_energy_j / 3.6e6 * 150)
