@@ -135,7 +135,7 @@ def prepare_case(
         cache=cache or ctx.cache,
         log=ctx.progress.phase,
         on_epoch=ctx.progress.epoch_done,
-        model_options=dict(case.model_options),
+        model_options=case.factory_options,
     )
     if prepared.cache_key not in ctx.prepared:
         ctx.prepared.add(prepared.cache_key)

@@ -133,7 +133,7 @@ def planned_epochs(ctx: CaseContext, todo: list[Case]) -> int:
                     seed=s.seed,
                     train_config=ctx.suite.train_config(),
                     cache=ctx.cache,
-                    model_options=dict(case.model_options),
+                    model_options=case.factory_options,
                 )
             )
         except (EnergyHarnessError, OSError, ValueError):

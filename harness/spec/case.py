@@ -35,6 +35,12 @@ class Case:
     control: bool = False  # the A/A control: the dense model measured a second time
 
     @property
+    def factory_options(self) -> dict[str, Any]:
+        """The suite's arguments for the model's factory (`options`); `input_shape` is the
+        data's, not the factory's."""
+        return {k: v for k, v in self.model_options if k != "input_shape"}
+
+    @property
     def input_shape(self) -> tuple[int, ...] | None:
         """One sample's shape as the suite gives it (`input_shape`), else None."""
         return dict(self.model_options).get("input_shape")

@@ -70,7 +70,7 @@ def _case_file(
             "variant": case.variant,
             "batch_size": case.batch_size,
             "device": case.device,
-            "model_options": dict(case.model_options),
+            "model_options": case.factory_options,
         },
         "variant_params": params,
         "settings": {
