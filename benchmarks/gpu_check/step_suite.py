@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.gpu_check.records import FAILED, OK, SKIPPED, Budget, Context, Step, finite
+from harness.spec.variants import CONTROL_LABEL
 
 # Step 5: the resnet18 / batch 256 / inference part of the bundled `gpu` suite, with
 # fewer repetitions and shorter windows. Placeholders: repetitions, windows, probes.
@@ -69,13 +70,16 @@ def suite_case_figures(run_dir: Path) -> tuple[list[dict[str, Any]], Any]:
         }
         out.append(_case_figures(row, per_domain))
     energy = pd.to_numeric(cases.get("energy_j"), errors="coerce")
-    ok = cases[(cases["status"] == "ok") & energy.notna() & (energy > 0)]
-    return finite(out), ok.reset_index(drop=True)
+    control = cases.get("variant", pd.Series(dtype=str)).astype(str) == CONTROL_LABEL
+    ok = cases[(cases["status"] == "ok") & energy.notna() & (energy > 0) & ~control]
+    return finite(out), ok.reset_index(drop=True)  # the A/A control is dense again: not fitted
 
 
 def _gpu_energy_per_sample(measurements: Any) -> Any:
-    """Mean J/sample of the valid GPU measurements, indexed by (case_id, domain)."""
+    """Mean J/sample of the valid, undisturbed GPU measurements, by (case_id, domain)."""
     valid = measurements["valid"].astype(str).str.lower() == "true"
+    if "disturbed" in measurements:
+        valid &= measurements["disturbed"].astype(str).str.lower() != "true"
     gpu = measurements[measurements["domain"].astype(str).str.startswith("gpu:") & valid]
     return gpu.groupby(["case_id", "domain"])["energy_j_per_sample"].mean()
 
