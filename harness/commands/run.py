@@ -68,11 +68,11 @@ def _refuse_changes_on_resume(given: dict[str, object]) -> None:
 
 def _interrupted(exc: KeyboardInterrupt) -> None:
     """Say what an interrupt kept and how to continue (on stderr when stdout's reader
-    went away: the run then stopped after the case in progress)."""
+    went away: the run then stopped after the cases in progress)."""
     where = getattr(exc, "run_dir", None)
     if stdout_closed():
         _say_on_stderr(
-            "standard output was closed: the run stopped after the case in progress; "
+            "standard output was closed: the run stopped after the cases in progress; "
             + (
                 f"every finished row is kept: continue with `energy-harness run --resume {where}`"
                 if where is not None

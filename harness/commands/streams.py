@@ -7,7 +7,7 @@ that cannot encode `µ`, a reader that went away (`run | head -1`).
   (`µJ` -> `uJ`, `–` -> `-`); anything else unencodable as `?`.
 - `PipeGuard`: stdout whose reader closed it; the first BrokenPipeError sends the rest
   of the output to /dev/null and is remembered (`reader_gone`), so the command decides what
-  to do (a run stops after the case in progress) instead of dying mid-row; another
+  to do (a run stops after the cases in progress) instead of dying mid-row; another
   write error (`> /dev/full`) is one line, `cannot write standard output: ...`.
 """
 

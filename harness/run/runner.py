@@ -375,14 +375,15 @@ def _run_cases(
     with RunProgress(console, eta) as progress:
         ctx.log, ctx.progress = progress.say, progress
 
+        done: list[tuple[Case, dict[str, Any]]] = []
+
         def on_row(case: Case, row: dict[str, Any]) -> None:
             cases_csv.append(row)
             if row["status"] != "ok":
                 if row["error"] not in said:
                     progress.say(f"{case.case_id}: {row['status']}: {row['error']}")
                 progress.skip_windows(s.repetitions)
-            if on_case_done is not None:
-                on_case_done(case, row)
+            done.append((case, row))
 
         for group in _groups(todo):
             if group[0].mode == "ddp-training":
@@ -394,3 +395,8 @@ def _run_cases(
                 on_row(group[0], row)
             else:
                 run_group(ctx, group, on_row)
+            # the callback hears of a group's cases once all their rows are written: a
+            # stop it asks for (`run | head`) never splits the cases measured together
+            for case, row in done if on_case_done is not None else ():
+                on_case_done(case, row)
+            done.clear()

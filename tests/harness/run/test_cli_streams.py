@@ -14,11 +14,16 @@ from test_runner_faults import cli_env, run_cli, start_cli
 
 from harness.rows.csvfile import read_rows
 
-TWO_CASES = SMALL.replace(', "semi-structured-2:4", "int8-dynamic"]', "]")
+TWO_GROUPS = SMALL.replace(
+    '"dense", { name = "magnitude", sparsity = 0.9 }, "semi-structured-2:4", "int8-dynamic"]',
+    '"dense"]',
+).replace("batch_sizes = [32]", "batch_sizes = [32, 64]")
 
 
-def test_a_closed_pipe_stops_after_the_case_and_keeps_its_row(powercap, options, tmp_path):
-    (tmp_path / "s.toml").write_text(TWO_CASES)
+def test_a_closed_pipe_stops_after_the_cases_in_progress_and_keeps_their_rows(
+    powercap, options, tmp_path
+):
+    (tmp_path / "s.toml").write_text(TWO_GROUPS)
     out = tmp_path / "run"
     child = start_cli(powercap, options, str(tmp_path / "s.toml"), "--out", str(out))
     first = child.stdout.readline()  # `| head -1`: one line, then the reader is gone
@@ -27,12 +32,12 @@ def test_a_closed_pipe_stops_after_the_case_and_keeps_its_row(powercap, options,
     stderr = child.stderr.read()
     assert first.strip() and code == 141, stderr
     assert stderr.strip().splitlines()[-1] == (
-        "standard output was closed: the run stopped after the case in progress; every "
+        "standard output was closed: the run stopped after the cases in progress; every "
         f"finished row is kept: continue with `energy-harness run --resume {out}`"
     )
     cases = read_rows(out / "cases.csv")
     measured = {r["case_id"] for r in read_rows(out / "measurements.csv")}
-    assert cases and {r["case_id"] for r in cases} == measured  # every measured case has its row
+    assert len(cases) == 1 and {r["case_id"] for r in cases} == measured  # the first group
     resumed = run_cli(powercap, options, "--resume", str(out))
     assert resumed.returncode == 0, resumed.stderr
     assert len(read_rows(out / "cases.csv")) == 2

@@ -18,6 +18,7 @@ from harness.rows.merge import merge_runs
 from harness.run.options import RunOptions, parse_shard, shard_cases
 from harness.run.runner import run_suite
 from harness.spec.suite import load_suite, parse_suite
+from harness.spec.variants import CONTROL_LABEL
 
 PACKAGE_W, DRAM_W = 20.0, 5.0
 
@@ -283,7 +284,8 @@ def test_calibrate_from_a_finished_run_reports_leave_one_out_per_case(default_ru
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    ok = [r["case_id"] for r in read_rows(default_run / "cases.csv") if r["status"] == "ok"]
+    rows = read_rows(default_run / "cases.csv")
+    ok = [r["case_id"] for r in rows if r["status"] == "ok" and r["variant"] != CONTROL_LABEL]
     assert sorted(c["case"] for c in report["cases"]) == sorted(ok)
     assert report["energy_source"] == ["counter"]
     assert (tmp_path / "fitted.toml").is_file()
