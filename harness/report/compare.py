@@ -31,12 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.measure.sources import combine_sources, source_label
+from harness.rows.case_energy import case_energies
 from harness.rows.csvfile import read_rows
 from harness.rows.repetitions import CaseRepetitions, load_run_repetitions
 from harness.rows.stability import unstable_reason_of
 from harness.rows.stats import ALPHA, holm_adjust, mean_std, ratio_ci95_log_delta, welch_p_value
 from harness.rows.stats import RATIO_CI_METHOD as CI_METHOD  # noqa: F401 (re-exported)
-from harness.rows.vs_dense import VsDense, case_energies, vs_dense_all
+from harness.rows.vs_dense import VsDense, vs_dense_all
 
 BOTH, ONLY_A, ONLY_B = "both", "only_a", "only_b"
 

@@ -10,8 +10,9 @@ import math
 
 from harness.measure.sources import is_modelled, source_label
 from harness.report.format import fmt_change, short_variant
+from harness.rows.case_energy import group_fields
 from harness.rows.headline import GroupHeadline, Headline
-from harness.rows.vs_dense import GroupKey, group_fields
+from harness.spec.case import GroupKey
 
 MODELLED_NOTE = (
     "this machine has no hardware energy counter for what ran, so every energy called "

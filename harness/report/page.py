@@ -34,11 +34,12 @@ from harness.report.plots import (
 )
 from harness.report.timeline import CaseSpan, plot_timeline
 from harness.report.views import ESTIMATE_COLUMNS, CaseView, build_cases
+from harness.rows.case_energy import case_energies
 from harness.rows.csvfile import read_rows, write_atomic
 from harness.rows.headline import Headline, headline
 from harness.rows.repetitions import load_run_repetitions
 from harness.rows.rundir import in_progress_note
-from harness.rows.vs_dense import GroupKey, case_energies
+from harness.spec.case import GroupKey
 
 STATUS_CLASS = {"skipped": "skipped", "failed": "failed"}
 

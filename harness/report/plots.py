@@ -19,7 +19,7 @@ from harness.report.format import mpl_text
 from harness.report.headline import group_title
 from harness.report.views import ESTIMATE_COLUMNS, ESTIMATE_PARTS, CaseView
 from harness.rows.repetitions import CaseRepetitions
-from harness.rows.vs_dense import GroupKey
+from harness.spec.case import GroupKey
 
 MODEL_HATCH = "//"
 MARKERS = ("o", "s", "D", "^", "v", "P", "X", "<", ">", "h")

@@ -32,11 +32,13 @@ from harness.report.format import (
 )
 from harness.report.headline import group_title, headline_items
 from harness.rows.carbon import CarbonSettings
+from harness.rows.case_energy import case_energies
 from harness.rows.csvfile import parse_float, read_rows
 from harness.rows.headline import run_headline
 from harness.rows.repetitions import load_run_repetitions
 from harness.rows.stability import stability_warning
-from harness.rows.vs_dense import GroupKey, VsDense, case_energies, group_key, vs_dense_all
+from harness.rows.vs_dense import VsDense, vs_dense_all
+from harness.spec.case import GroupKey, group_key
 
 STATUS_STYLE = {"ok": "", "skipped": "dim", "failed": "bold red"}
 
@@ -210,9 +212,10 @@ def legend_line(cases: RunCases) -> str:
         "acc vs dense: test accuracy change in percentage points (~ = within noise, "
         "McNemar's test), against dense as trained: fine-tuned variants had more epochs; "
         "energy vs dense: change of the energy per sample, paired round by round, with its "
-        "95 % interval (~ = within noise: the interval includes 0 %; ~A/A = no larger than "
-        "the A/A control's, dense measured again; not judged: why below; A/A: that "
-        f"control); energy is {source_label(sources)}; est. err %: see below"
+        "95 % interval (~ = within noise: the interval includes 0 %; ~Holm = the interval "
+        "excludes 0 % but the test does not once adjusted for the group's comparisons; "
+        "~A/A = no larger than the A/A control's, dense measured again; not judged: why "
+        f"below; A/A: that control); energy is {source_label(sources)}; est. err %: see below"
     )
 
 
@@ -223,12 +226,13 @@ def not_judged_lines(cases: RunCases) -> list[str]:
     for case_id, v in cases.vs_dense.items():
         if v.not_judged:
             lines.append(f"not judged: {case_id}: {v.not_judged}")
-        elif v.is_control and v.excludes_no_change:
+        elif v.control_differs:
             change = fmt_change(v.energy_ratio, v.ratio_ci95_low, v.ratio_ci95_high)
             lines.append(
-                f"warning: {case_id}: dense measured twice differs by {change}, beyond its "
-                "interval: something other than the model (the machine, the order) moves the "
-                "figures; the verdicts of this group are doubtful: run again on a quieter machine"
+                f"warning: {case_id}: dense measured twice differs by {change}, beyond "
+                f"noise (Holm: p = {v.p_holm:.2g}): something other than the model (the "
+                "machine, the order) moves the figures; the verdicts of this group are "
+                "doubtful: run again on a quieter machine"
             )
     return lines
 

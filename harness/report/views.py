@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from harness.estimate.error import estimate_error_pct
 from harness.measure.sources import combine_sources, is_modelled
 from harness.report.format import short_variant
+from harness.rows.case_energy import case_energies
 from harness.rows.csvfile import parse_bool, parse_float
 from harness.rows.repetitions import CaseRepetitions
 from harness.rows.stability import unstable_reason_of
 from harness.rows.stats import summarize
-from harness.rows.vs_dense import GroupKey, VsDense, case_energies, group_key, vs_dense_all
+from harness.rows.vs_dense import VsDense, vs_dense_all
+from harness.spec.case import GroupKey, group_key
 
 DENSE_HW_COLUMN = "est_dense_hw_energy_j_per_sample"  # what the estimate error compares
 ESTIMATE_COLUMNS = {

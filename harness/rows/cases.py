@@ -16,6 +16,7 @@ from harness.estimate.names import DENSE_HW, SPARSE_IDEAL
 from harness.measure.clock import utc_now_iso
 from harness.measure.sources import combine_sources
 from harness.rows.carbon import CarbonSettings
+from harness.rows.case_energy import CaseEnergy
 from harness.rows.columns import estimate_prefix
 from harness.rows.measurements import RepetitionTotal
 from harness.rows.stability import StabilityLimits, unstable_reason
@@ -28,7 +29,7 @@ from harness.rows.stats import (
     summarize,
     wilson_ci95,
 )
-from harness.rows.vs_dense import CaseEnergy, VsDense, vs_dense_columns
+from harness.rows.vs_dense import VsDense, vs_dense_columns
 from harness.spec.case import Case
 
 if TYPE_CHECKING:  # torch-free at import: the CLI's summary reads the error definition

@@ -20,6 +20,8 @@ VS_DENSE_COLUMNS = (
     "energy_vs_dense_pairs",  # rounds in which both were measured undisturbed
     "energy_vs_dense_noise_floor_pct",  # the A/A control's largest distance from 0 %
     "energy_vs_dense_not_judged",  # why the difference is not judged, with what to do
+    "energy_vs_dense_p",  # the test behind the interval (paired t on log ratios; Welch)
+    "energy_vs_dense_p_holm",  # it adjusted by Holm for every comparison of the group
 )
 ACCURACY_VS_DENSE_COLUMNS = (
     "accuracy_vs_dense_p_mcnemar",  # McNemar's exact test on the same test samples

@@ -23,15 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.measure.sources import combine_sources
+from harness.rows.case_energy import CaseEnergy, case_energies
 from harness.rows.csvfile import parse_float, read_rows
 from harness.rows.repetitions import load_run_repetitions
-from harness.rows.vs_dense import (
-    CaseEnergy,
-    GroupKey,
-    VsDense,
-    case_energies,
-    vs_dense_all,
-)
+from harness.rows.vs_dense import VsDense, vs_dense_all
+from harness.spec.case import GroupKey
 
 
 def _bounds(case: CaseEnergy) -> tuple[float, float]:

@@ -159,6 +159,10 @@ PAIRED_RATIO_CI_METHOD = (
 )
 
 
+def _log_ratios(ratios: Sequence[float]) -> list[float]:
+    return [math.log(r) for r in ratios if r is not None and math.isfinite(r) and r > 0]
+
+
 def paired_ratio_ci95(ratios: Sequence[float]) -> tuple[float, float, float] | None:
     """Geometric mean of paired ratios b_i / a_i and its 95 % interval; None with n < 2.
 
@@ -172,13 +176,29 @@ def paired_ratio_ci95(ratios: Sequence[float]) -> tuple[float, float, float] | N
     the Student t interval of the mean log ratio, exponentiated: never below zero,
     symmetric in log space. Non-positive ratios are left out.
     """
-    logs = [math.log(r) for r in ratios if r is not None and math.isfinite(r) and r > 0]
+    logs = _log_ratios(ratios)
     n = len(logs)
     if n < 2:
         return None
     m, s = mean_std(logs)
     half = _t975(n - 1) * s / math.sqrt(n)
     return math.exp(m), math.exp(m - half), math.exp(m + half)
+
+
+def paired_ratio_p(ratios: Sequence[float]) -> float | None:
+    """Two-sided p that the paired ratios' geometric mean is 1: the one-sample Student t
+    test of the mean log ratio (m / (s / sqrt(n)), n - 1 df), the test whose 95 %
+    interval `paired_ratio_ci95` is. None with n < 2 or no spread at all."""
+    from scipy.stats import t
+
+    logs = _log_ratios(ratios)
+    n = len(logs)
+    if n < 2:
+        return None
+    m, s = mean_std(logs)
+    if s == 0:
+        return None
+    return float(2 * t.sf(abs(m) / (s / math.sqrt(n)), n - 1))
 
 
 def wilson_ci95(successes: int, n: int) -> tuple[float, float]:

@@ -15,10 +15,15 @@ yet measured) there is no comparison, and the cases.csv columns stay empty.
 - **The noise floor**: the A/A control (`dense (control)`, the dense model measured
   again in the same rounds) is compared with dense like any variant; the largest
   distance of its interval from 1, in %, is the group's noise floor.
-- `energy_vs_dense_beyond_noise`: the interval excludes 1, the effect |log ratio|
-  exceeds the noise floor's, and the comparison can be judged: paired on at least
-  MIN_PAIRS undisturbed rounds, or (unpaired) both cases stable. Otherwise
-  `energy_vs_dense_not_judged` says why and what to do.
+- `energy_vs_dense_p`: the test behind the interval (the paired t-test of the mean log
+  ratio; Welch's test unpaired), and `energy_vs_dense_p_holm` the same adjusted by Holm's
+  method for every comparison of the group (its variants and its control), since a
+  group of six compared at 5 % each would call one of them different by chance about
+  one run in four.
+- `energy_vs_dense_beyond_noise`: the interval excludes 1, the Holm-adjusted p is below
+  0.05, the effect |log ratio| exceeds the noise floor's, and the comparison can be
+  judged: paired on at least MIN_PAIRS undisturbed rounds, or (unpaired) both cases
+  stable. Otherwise `energy_vs_dense_not_judged` says why and what to do.
 - `accuracy_vs_dense_pp`: (accuracy of the case - accuracy of dense) x 100, in
   percentage points; beyond noise when McNemar's exact test on the same test samples
   gives p < 0.05 (`accuracy_vs_dense_p_mcnemar`, computed when the row is written).
@@ -30,123 +35,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any
 
 from harness.measure.sources import combine_sources
+from harness.rows.case_energy import CaseEnergy, dense_cases
 from harness.rows.columns import VS_DENSE_COLUMNS
-from harness.rows.csvfile import parse_float, read_rows
-from harness.rows.repetitions import CaseRepetitions, case_repetitions
-from harness.rows.stability import unstable_reason_of
 from harness.rows.stats import (
     ALPHA,
-    Summary,
+    holm_adjust,
     paired_ratio_ci95,
+    paired_ratio_p,
     ratio_ci95_log_delta,
-    summarize,
+    welch_p_value,
 )
-from harness.spec.case import GROUP_FIELDS, GroupKey, group_key
-from harness.spec.variants import CONTROL_LABEL, DENSE
-
-
-def group_fields(group: GroupKey) -> dict[str, str]:
-    """A group key as GROUP_FIELDS -> value."""
-    return dict(zip(GROUP_FIELDS, group, strict=True))
-
+from harness.spec.case import GroupKey
 
 MIN_PAIRS = 3  # undisturbed rounds with both cases, below which no verdict is given
-
-
-@dataclass(frozen=True)
-class CaseEnergy:
-    """A finished case as the comparisons need it.
-
-    `values_j_per_sample`: energy per sample of each usable repetition (J); `rounds`:
-    the round of each ("" without rounds; empty for none). `windows`: repetitions
-    measured in all, `disturbed`: how many were left out as disturbed. `accuracy`: a
-    fraction (NaN when unknown); `accuracy_p`: McNemar's p against dense (NaN unknown).
-    `source`: what the energy is made of (`counter`, `model`, `counter+model`).
-    `unstable_reason`: why cases.csv marks it unstable ("" if stable).
-    """
-
-    case_id: str
-    group: GroupKey
-    variant: str
-    values_j_per_sample: tuple[float, ...]
-    accuracy: float
-    source: str
-    unstable_reason: str = ""
-    rounds: tuple[str, ...] = ()
-    windows: int = 0
-    disturbed: int = 0
-    accuracy_p: float = math.nan
-    accuracy_reference: str = ""
-
-    @property
-    def is_dense(self) -> bool:
-        return self.variant == DENSE
-
-    @property
-    def is_control(self) -> bool:
-        return self.variant == CONTROL_LABEL
-
-    @property
-    def energy(self) -> Summary:
-        """Mean energy per sample (J) and its 95 % interval (never below zero)."""
-        return summarize(self.values_j_per_sample)
-
-    @property
-    def by_round(self) -> dict[str, float]:
-        """Round -> energy per sample (J), for the repetitions measured in rounds."""
-        if not self.rounds:
-            return {}
-        pairs = zip(self.rounds, self.values_j_per_sample, strict=True)
-        return {r: v for r, v in pairs if r != ""}
-
-    def disturbed_words(self, which: str) -> str:
-        """`dense was disturbed in 3 of 5 windows`, or "" when none was."""
-        if not self.disturbed:
-            return ""
-        return f"{which} was disturbed in {self.disturbed} of {self.windows} windows"
-
-
-def case_energy(row: Mapping[str, str], rep: CaseRepetitions | None) -> CaseEnergy | None:
-    """The CaseEnergy of a cases.csv row and its repetitions; None unless it finished
-    (`status` ok) with usable repetitions."""
-    if (row.get("status") or "").strip().lower() != "ok" or rep is None:
-        return None
-    if not rep.energy_j_per_sample:
-        return None
-    return CaseEnergy(
-        case_id=row.get("case_id") or "",
-        group=group_key(row),
-        variant=row.get("variant") or "",
-        values_j_per_sample=tuple(rep.energy_j_per_sample),
-        accuracy=parse_float(row.get("accuracy")),
-        source=row.get("measured_source") or combine_sources(rep.sources),
-        unstable_reason=unstable_reason_of(row),
-        rounds=tuple(rep.rounds),
-        windows=rep.windows,
-        disturbed=len(rep.disturbed),
-        accuracy_p=parse_float(row.get("accuracy_vs_dense_p_mcnemar")),
-        accuracy_reference=row.get("accuracy_reference") or "",
-    )
-
-
-def case_energies(
-    case_rows: Iterable[Mapping[str, str]], reps: Mapping[str, CaseRepetitions]
-) -> list[CaseEnergy]:
-    """The finished cases of a run, in cases.csv order (each case_id once)."""
-    out: dict[str, CaseEnergy] = {}
-    for row in case_rows:
-        case_id = row.get("case_id") or ""
-        found = case_energy(row, reps.get(case_id))
-        if found is not None and case_id not in out:
-            out[case_id] = found
-    return list(out.values())
-
-
 PAIRED, UNPAIRED = "paired", "unpaired"
 
 
@@ -159,7 +64,8 @@ class VsDense:
     `accuracy_pp`: accuracy change in percentage points (positive = better than dense);
     `accuracy_p`: McNemar's p (NaN unknown). `source`: what both energies are made of.
     `not_judged`: why the difference cannot be called beyond noise although its interval
-    may exclude 1, with what to do; else "".
+    may exclude 1, with what to do; else "". `p_value`: the test behind the interval;
+    `p_holm`: it adjusted for the `family` comparisons of the group (NaN: no test).
     """
 
     case_id: str
@@ -176,6 +82,9 @@ class VsDense:
     accuracy_p: float = math.nan
     accuracy_reference: str = ""
     is_control: bool = False
+    p_value: float = math.nan
+    p_holm: float = math.nan
+    family: int = 1
 
     @property
     def has_interval(self) -> bool:
@@ -194,9 +103,25 @@ class VsDense:
         return abs(math.log(self.energy_ratio)) <= math.log1p(self.noise_floor_pct / 100)
 
     @property
+    def holm_rejects(self) -> bool:
+        """The Holm-adjusted p is below 0.05 (True where there is no test to adjust)."""
+        return not math.isfinite(self.p_holm) or self.p_holm < ALPHA
+
+    @property
     def beyond_noise(self) -> bool:
-        """The interval excludes 1, the effect exceeds the control's, and it is judged."""
-        return self.excludes_no_change and not self.within_floor and not self.not_judged
+        """The interval excludes 1, so does the test once adjusted for the group's
+        comparisons, the effect exceeds the control's, and it is judged."""
+        return (
+            self.excludes_no_change
+            and self.holm_rejects
+            and not self.within_floor
+            and not self.not_judged
+        )
+
+    @property
+    def control_differs(self) -> bool:
+        """An A/A control whose difference from dense is beyond noise (a warning)."""
+        return self.is_control and self.excludes_no_change and self.holm_rejects
 
     @property
     def floor_pct(self) -> float:
@@ -215,7 +140,8 @@ class VsDense:
     def mark(self) -> str:
         """What a table shows beside the change: "" beyond noise, `~` within noise (the
         interval includes 0 %), `~A/A` no larger than the A/A control's difference,
-        `not judged`, `A/A` for the control itself."""
+        `~Holm` not once adjusted for the group's comparisons, `not judged`, `A/A` for
+        the control itself."""
         if self.is_control:
             return "A/A"
         if self.not_judged:
@@ -224,7 +150,9 @@ class VsDense:
             return "no CI"
         if self.beyond_noise:
             return ""
-        return "~A/A" if self.excludes_no_change else "~"
+        if not self.excludes_no_change:
+            return "~"
+        return "~Holm" if not self.holm_rejects else "~A/A"
 
     @property
     def accuracy_words(self) -> str:
@@ -239,9 +167,7 @@ class VsDense:
     def noise_words(self) -> str:
         """Whether the energy difference is beyond noise, in words a reader can check."""
         if self.is_control:
-            verdict = (
-                "beyond its interval: a warning" if self.excludes_no_change else "as it should"
-            )
+            verdict = "beyond noise: a warning" if self.control_differs else "as it should"
             return (
                 f"A/A control: dense measured again, its difference is the noise floor ({verdict})"
             )
@@ -249,6 +175,12 @@ class VsDense:
             return f"not judged: {self.not_judged}"
         if not self.has_interval:
             return "no interval (fewer than 2 repetitions): cannot tell whether beyond noise"
+        if self.excludes_no_change and not self.holm_rejects:
+            return (
+                f"within noise: its 95 % interval excludes 0 % (p = {self.p_value:.2g}), but "
+                f"not once adjusted for the {self.family} comparisons of its group "
+                f"(Holm: p = {self.p_holm:.2g})"
+            )
         if self.excludes_no_change and self.within_floor:
             return (
                 f"within noise: the A/A control differs from dense by up to "
@@ -278,6 +210,8 @@ class VsDense:
                     self.pairs if self.method == PAIRED else None,
                     self.noise_floor_pct,
                     self.not_judged,
+                    self.p_value,
+                    self.p_holm,
                 ),
                 strict=True,
             )
@@ -331,12 +265,14 @@ def compare_with_dense(
             ratio, low, high = paired
         else:
             ratio, low, high = (ratios[0] if ratios else math.nan), math.nan, math.nan
+        p = paired_ratio_p(ratios)
     else:
+        a, b = list(dense.values_j_per_sample), list(case.values_j_per_sample)
         ratio = case.energy.mean / dense.energy.mean if dense.energy.mean > 0 else math.nan
-        interval = ratio_ci95_log_delta(
-            list(dense.values_j_per_sample), list(case.values_j_per_sample)
-        )
+        interval = ratio_ci95_log_delta(a, b)
         low, high = interval if interval else (math.nan, math.nan)
+        p = welch_p_value(a, b)
+    p_value = math.nan if p is None else p
     return VsDense(
         case_id=case.case_id,
         dense_case_id=dense.case_id,
@@ -352,16 +288,9 @@ def compare_with_dense(
         accuracy_p=case.accuracy_p,
         accuracy_reference=case.accuracy_reference,
         is_control=case.is_control,
+        p_value=p_value,
+        p_holm=p_value,  # one comparison on its own; `vs_dense_all` adjusts per group
     )
-
-
-def dense_cases(cases: Iterable[CaseEnergy]) -> dict[GroupKey, CaseEnergy]:
-    """The dense case of each group (the first one, should a run hold two)."""
-    out: dict[GroupKey, CaseEnergy] = {}
-    for c in cases:
-        if c.is_dense:
-            out.setdefault(c.group, c)
-    return out
 
 
 def noise_floors(cases: Iterable[CaseEnergy]) -> dict[GroupKey, VsDense]:
@@ -377,7 +306,8 @@ def noise_floors(cases: Iterable[CaseEnergy]) -> dict[GroupKey, VsDense]:
 
 def vs_dense_all(cases: list[CaseEnergy]) -> dict[str, VsDense]:
     """case_id -> its comparison with dense, for every non-dense case whose group has
-    one; each against its group's noise floor (the A/A control, where there is one)."""
+    one; each against its group's noise floor (the A/A control, where there is one),
+    its p adjusted by Holm for all the comparisons of its group."""
     dense = dense_cases(cases)
     floors = noise_floors(cases)
     out = {}
@@ -390,25 +320,26 @@ def vs_dense_all(cases: list[CaseEnergy]) -> dict[str, VsDense]:
             continue
         floor = control.floor_pct if control is not None else math.nan
         out[c.case_id] = compare_with_dense(c, dense[c.group], floor)
+    return _holm_per_group(out, {c.case_id: c.group for c in cases})
+
+
+def _holm_per_group(vs: dict[str, VsDense], groups: Mapping[str, GroupKey]) -> dict[str, VsDense]:
+    """Each comparison's p adjusted by Holm over the comparisons of its group."""
+    by_group: dict[GroupKey, list[str]] = {}
+    for case_id in vs:
+        by_group.setdefault(groups[case_id], []).append(case_id)
+    out = dict(vs)
+    for ids in by_group.values():
+        p = [vs[i].p_value if math.isfinite(vs[i].p_value) else None for i in ids]
+        for case_id, adjusted in zip(ids, holm_adjust(p), strict=True):
+            out[case_id] = replace(
+                vs[case_id],
+                p_holm=math.nan if adjusted is None else adjusted,
+                family=len(ids),
+            )
     return out
 
 
 def vs_dense_columns(vs: VsDense | None) -> dict[str, Any]:
     """The cases.csv columns of a comparison; empty cells (None) where there is none."""
     return vs.columns() if vs is not None else dict.fromkeys(VS_DENSE_COLUMNS)
-
-
-def dense_in_run(run_dir: Path, group: GroupKey) -> CaseEnergy | None:
-    """The finished dense case of `group` in a run directory (cases.csv and
-    measurements.csv), or None when the run has none yet."""
-    rows = [
-        r
-        for r in read_rows(Path(run_dir) / "cases.csv")
-        if r.get("variant") == DENSE and group_key(r) == group
-    ]
-    if not rows:
-        return None
-    ids = {r.get("case_id") for r in rows}
-    measured = [r for r in read_rows(Path(run_dir) / "measurements.csv") if r.get("case_id") in ids]
-    found = case_energies(rows, case_repetitions(measured))
-    return found[0] if found else None

@@ -25,6 +25,7 @@ from harness.measure.sources import source_label
 from harness.prepare.cache import ModelCache
 from harness.prepare.pipeline import PreparedModel, prepare_model
 from harness.rows.carbon import CarbonSettings
+from harness.rows.case_energy import dense_in_run
 from harness.rows.cases import (
     AccuracyFigures,
     CaseFigures,
@@ -34,7 +35,7 @@ from harness.rows.cases import (
 )
 from harness.rows.csvfile import CsvAppender
 from harness.rows.stability import StabilityLimits
-from harness.rows.vs_dense import VsDense, compare_with_dense, dense_in_run
+from harness.rows.vs_dense import VsDense, compare_with_dense
 from harness.spec.case import Case
 from harness.spec.catalog import DatasetSplits, load_dataset
 from harness.spec.suite import Suite

@@ -7,17 +7,12 @@ import math
 
 import pytest
 
+from harness.rows.case_energy import CaseEnergy, case_energies
 from harness.rows.headline import dominates, estimate_error_summary, headline, noise_aware_front
 from harness.rows.repetitions import CaseRepetitions
-from harness.rows.stats import ratio_ci95_log_delta
-from harness.rows.vs_dense import (
-    CaseEnergy,
-    case_energies,
-    compare_with_dense,
-    group_key,
-    vs_dense_all,
-    vs_dense_columns,
-)
+from harness.rows.stats import ratio_ci95_log_delta, welch_p_value
+from harness.rows.vs_dense import compare_with_dense, vs_dense_all, vs_dense_columns
+from harness.spec.case import group_key
 
 GROUP = ("lenet5", "digits", "inference", "64", "cpu", "fp32")
 OTHER = ("lenet5", "digits", "training", "64", "cpu", "fp32")
@@ -58,6 +53,10 @@ def test_the_ratio_and_its_interval_are_the_one_statistic_of_two_means():
         "energy_vs_dense_method": "unpaired",  # no rounds: mean / mean
         "energy_vs_dense_pairs": None,
         "energy_vs_dense_not_judged": "",
+        "energy_vs_dense_p": welch_p_value(
+            list(dense.values_j_per_sample), list(pruned.values_j_per_sample)
+        ),
+        "energy_vs_dense_p_holm": v.p_value,  # one comparison: nothing to adjust
     }
 
 
@@ -231,3 +230,45 @@ def test_the_a_a_control_is_the_noise_floor_of_its_group():
     assert vs[small.case_id].noise_words.startswith("within noise: the A/A control differs")
     assert vs[large.case_id].beyond_noise
     assert "A/A control" in vs[large.case_id].noise_words
+
+
+def test_the_paired_p_is_the_one_sample_t_test_of_the_log_ratios_by_hand():
+    dense_j, pruned_j = [1.0, 1.1, 1.3, 1.2, 1.0], [0.98, 1.06, 1.29, 1.15, 0.99]
+    v = compare_with_dense(in_rounds("magnitude", pruned_j), in_rounds("dense", dense_j))
+    logs = [math.log(b / a) for a, b in zip(dense_j, pruned_j, strict=True)]
+    mean = sum(logs) / 5
+    sd = math.sqrt(sum((x - mean) ** 2 for x in logs) / 4)
+    t = abs(mean) / (sd / math.sqrt(5))
+    # Student t with 4 df: P(|T| > t) = 1 - I_x(1/2, 2), x = t^2 / (t^2 + 4), in closed form
+    x = t * t / (t * t + 4)
+    p = 1 - math.sqrt(x) * (3 - x) / 2
+    assert v.p_value == pytest.approx(p, rel=1e-9)
+    assert v.p_holm == v.p_value and v.family == 1  # one comparison on its own
+    # the interval and the test agree: the interval excludes 1 exactly when p < 0.05
+    assert v.excludes_no_change == (v.p_value < 0.05)
+
+
+def test_holm_over_the_group_keeps_a_chance_difference_within_noise():
+    dense = in_rounds("dense", [1.0, 1.02, 0.98, 1.01, 0.99])
+    control = in_rounds("dense (control)", [1.0, 1.03, 0.97, 1.0, 1.0])
+    # about -2.5 % in each round, with a little spread: alone p = 0.034; six tested, not
+    small = in_rounds("magnitude", [0.965, 1.015, 0.965, 0.975, 0.98])
+    nulls = [
+        in_rounds(name, [1.0, 1.02, 0.99, 1.0, 0.995])
+        for name in ("threshold", "magnitude[0.9]", "int8")
+    ]
+    large = in_rounds("structured", [0.6, 0.61, 0.59, 0.6, 0.6])
+    alone = compare_with_dense(small, dense)
+    assert alone.excludes_no_change and alone.beyond_noise and alone.p_value < 0.05
+    vs = vs_dense_all([dense, control, small, *nulls, large])
+    together = vs[small.case_id]
+    assert together.family == 6 and together.p_holm > 0.05
+    assert together.p_holm == pytest.approx(min(1.0, 5 * together.p_value))  # second smallest
+    assert together.excludes_no_change and not together.beyond_noise
+    assert together.mark == "~Holm"
+    assert together.noise_words.startswith("within noise: its 95 % interval excludes 0 %")
+    assert "Holm" in together.noise_words
+    assert vs[large.case_id].beyond_noise  # p ~ 1e-6 survives any adjustment
+    columns = vs_dense_columns(together)
+    assert columns["energy_vs_dense_p_holm"] == together.p_holm
+    assert columns["energy_vs_dense_beyond_noise"] is False

@@ -51,13 +51,15 @@ def run_cli(powercap, options, *args: str) -> subprocess.CompletedProcess:
 
 
 def start_cli(powercap, options, *args: str) -> subprocess.Popen:
-    """`energy-harness run ARGS` on the fake powercap tree, started, its output piped."""
+    """`energy-harness run ARGS` on the fake powercap tree, started, its output piped; Ctrl-C
+    reaches it even when the tests themselves run with SIGINT ignored (a background job)."""
     return subprocess.Popen(
         cli_command(powercap, *args),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=cli_env(options),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
