@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -25,6 +24,7 @@ from harness.errors import EnergyHarnessError
 from harness.prepare.cache import ModelCache
 from harness.rows.measurements import WindowPlace
 from harness.run.case import CaseContext
+from harness.run.child import stop_process_group
 from harness.run.rounds import CaseFailed, RoundPlan, RoundSettings, WindowDone
 from harness.spec.case import Case
 
@@ -70,20 +70,6 @@ def event_of(line: dict[str, Any]) -> WindowDone | CaseFailed | None:
     if line["kind"] == "failed":
         return CaseFailed(line["case_id"], line["error"])
     return None
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """Stop the worker's process group; SIGKILL after a grace period."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=STOP_GRACE_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    except ProcessLookupError:
-        pass
 
 
 def _env() -> dict[str, str]:
@@ -133,7 +119,7 @@ def run_worker(
                         yield event
         proc.wait()
     except BaseException:
-        _stop(proc)
+        stop_process_group(proc, STOP_GRACE_S)
         raise
     if not done:
         tail = log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:].strip()

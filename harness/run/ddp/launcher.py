@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import EnergyHarnessError
+from harness.run.child import stop_process_group
 
 WORKER_MODULE = "harness.run.ddp.worker"
 FOLLOWER_HINT = "python -m harness.distributed"
@@ -101,20 +101,6 @@ class _ResultsTail:
         return [json.loads(line) for line in chunk[:end].splitlines() if line.strip()]
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """Stop torchrun and its workers (its own process group); SIGKILL after a grace period."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=STOP_GRACE_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    except ProcessLookupError:
-        pass
-
-
 def launch_and_collect(
     cmd: list[str],
     results_path: Path,
@@ -140,7 +126,7 @@ def launch_and_collect(
                     on_repetition(record)
                 time.sleep(POLL_S)
         except BaseException:
-            _stop(proc)
+            stop_process_group(proc, STOP_GRACE_S)
             raise
     for record in tail.new_records():
         on_repetition(record)

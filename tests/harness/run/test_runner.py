@@ -513,7 +513,7 @@ def test_a_run_beside_cpu_hogs_marks_its_cases_unstable_and_says_why(powercap, o
     suite_file.write_text(text)
     run_suite(parse_suite(text, "s.toml"), options, out=tmp_path / "quiet")  # trains, caches
     out = tmp_path / "busy"
-    hogs = start_hogs(os.cpu_count() or 1)
+    hogs = start_hogs(max(1, (os.cpu_count() or 2) // 2))  # half the CPUs: ~50 % busy
     try:
         result = subprocess.run(
             [sys.executable, "-m", "harness", "run", str(suite_file), "--out", str(out)]
@@ -529,7 +529,7 @@ def test_a_run_beside_cpu_hogs_marks_its_cases_unstable_and_says_why(powercap, o
     assert result.returncode == 0, result.stderr
     (case,) = read_rows(out / "cases.csv")
     assert case["status"] == "ok", case["error"]
-    # every logical CPU had a hog beside the run: well over the 25 % limit
+    # half the logical CPUs had a hog beside the run: well over the 25 % limit
     assert float(case["other_cpu_pct_max"]) > 25
     assert case["stable"] == "false"
     assert case["unstable_reason"].startswith("other processes used up to")
