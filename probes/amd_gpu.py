@@ -110,6 +110,7 @@ class AmdSmiProbe(Probe):
 
     name = "amdsmi"
     source = SOURCE_COUNTER
+    learns = True  # whether each counter is used is decided at start: its domain note changes
     min_window_s = AMD_MIN_WINDOW_S
 
     def __init__(self, options: ProbeOptions | None = None) -> None:

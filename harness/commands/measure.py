@@ -155,9 +155,12 @@ def measure_command(
         exit_code, terminated, started = _run_child(cmd, quiet_stdout=as_json, phases=recorder)
         m = meter.end_window("command")
         phases = recorder.finish()
-    if not started and not as_json:  # nothing ran: no figures to show
+    if not started:  # nothing ran: no figures to show (the reason is on stderr)
+        if as_json:
+            print(json.dumps({"started": False, "exit_code": exit_code}))
         raise typer.Exit(exit_code)
-    notes = [*selected.warnings, *m.warnings, *(w for p in phases for w in p.measurement.warnings)]
+    notes = [*selected.warnings, *meter.started_warnings, *m.warnings]
+    notes += [w for p in phases for w in p.measurement.warnings]
     if terminated:
         notes.append(
             "stopped by SIGTERM, forwarded to the command: the figures cover the command "
@@ -234,6 +237,7 @@ def measurement_json(
             "carbon": {**carbon.to_dict(), "assumed": carbon.assumed},
         }
     return {
+        "started": True,
         "duration_s": m.duration_s,
         "total_energy_j": finite_or_none(m.total_energy_j),
         "total_source": m.total_source,

@@ -160,6 +160,8 @@ class Tracker:
             remaining_sum_ci95([1.0, 2.0], 1)
         if self.meter is not None:
             self.meter.start()
+            for warning in self.meter.started_warnings:
+                self._line(f"warning: {warning}")
             self.meter.begin_window(WHOLE)
         add_listener(self)
         self._started = True

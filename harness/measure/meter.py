@@ -256,6 +256,8 @@ class EnergyMeter:
         self._open: dict[str, _Open] = {}
         self._lock = threading.Lock()
         self._started = False
+        # what a probe found only once started (an energy counter that failed its check)
+        self.started_warnings: tuple[str, ...] = ()
 
     @property
     def min_window_s(self) -> float:
@@ -269,10 +271,14 @@ class EnergyMeter:
     def start(self) -> None:
         """Start the probes' background work (done by the first window if not before)."""
         if not self._started:
+            before = {w for probe in self.probes for w in probe.warnings()}
             for probe in self.probes:
                 probe.start()
             self.load.start()
             self._started = True
+            self.started_warnings = tuple(
+                w for probe in self.probes for w in probe.warnings() if w not in before
+            )
 
     def close(self) -> None:
         """Stop every probe's background work."""

@@ -38,8 +38,12 @@ def accuracy_reference(member: Member, train_epochs: int) -> str:
     """What the accuracy is compared with: `dense trained 10 epochs, this model 3
     fine-tuning epochs more`, or `... as many` when it had no fine-tuning."""
     fine = member.prepared.params.get("fine_tune_epochs")
-    more = f"{fine} fine-tuning epochs more" if fine else "as many"
-    return f"dense trained {train_epochs} epochs, this model {more}"
+    more = f"{_epochs(int(fine))} of fine-tuning more" if fine else "as many"
+    return f"dense trained {_epochs(train_epochs)}, this model {more}"
+
+
+def _epochs(n: int) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
 
 
 def _correct(ctx: CaseContext, member: Member) -> list[bool]:
@@ -62,7 +66,7 @@ def _accuracies(
         (i for i in ids if members[i].case.variant == DENSE and not members[i].case.control), None
     )
     dense = correct.get(dense_id) if dense_id else None
-    epochs = ctx.suite.settings.train_epochs
+    epochs = ctx.suite.train_config().epochs  # `[training] epochs` or `train_epochs`
     out = {}
     for i in ids:
         own = correct[i]

@@ -316,6 +316,8 @@ def _run_all(
         cases_csv = CsvAppender(session.run_dir / "cases.csv", CASE_COLUMNS)
         timeline, timeline_csv = _timeline(ctx, session)
         with ctx.meter:
+            for warning in ctx.meter.started_warnings:
+                _warn(console, warning)
             if timeline is not None:
                 timeline.start()
             try:

@@ -222,6 +222,8 @@ def check_carbon(source: str, raw: dict[str, Any]) -> CarbonSpec:
         if key == "intensity_g_per_kwh" and value < 0:
             raise fail(source, f"carbon.{key}", f"must be >= 0 g/kWh, got {value}")
         out[key] = value
+    if "region" in out and "country" not in out:
+        raise fail(source, "carbon.region", 'needs carbon.country (ISO-3), e.g. country = "USA"')
     return CarbonSpec(**out)
 
 

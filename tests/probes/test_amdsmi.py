@@ -133,3 +133,16 @@ def test_a_counter_reset_mid_window_is_invalid(amd):
         m = meter.end_window("w")
     (d,) = m.domains
     assert d.energy_j is None and "reset" in d.invalid_reason
+
+
+def test_a_counter_refused_at_start_is_said_by_the_meter_and_in_the_domain_note(amd):
+    amd([{"uuid": "c3", "power_w": 300, "counter_scale": 40.0}])  # firmware that miscounts
+    probe = AmdSmiProbe(ProbeOptions(sample_hz=50))
+    assert probe.warnings() == []  # nothing is known before the check at start
+    with EnergyMeter([probe]) as meter:
+        with meter.window("w") as w:
+            time.sleep(0.3)
+    (warning,) = meter.started_warnings
+    assert warning.startswith("amdsmi: gpu:0") and "its power is sampled instead" in warning
+    (domain,) = w.measurement.domains
+    assert "integrated power samples" in domain.note and "if it passes" not in domain.note

@@ -96,6 +96,9 @@ def test_a_file_that_is_not_executable_exits_126_with_no_measurement(tmp_path):
     assert result.returncode == 126
     assert result.stderr.strip() == f"energy-harness: permission denied: {script}"
     assert result.stdout == ""
+    as_json = cli("measure", "--probe", "model", "--json", "--", str(script))
+    assert as_json.returncode == 126
+    assert json.loads(as_json.stdout) == {"started": False, "exit_code": 126}  # no figures
 
 
 def test_unknown_probe_and_missing_command_are_usage_errors():

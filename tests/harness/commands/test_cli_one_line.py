@@ -118,6 +118,7 @@ def test_probes_into_a_full_device_is_one_line():
         ("pue = 0.5", "carbon.pue: must be >= 1.0 (facility / IT energy), got 0.5"),
         ("intensity_g_per_kwh = -3.0", "carbon.intensity_g_per_kwh: must be >= 0 g/kWh, got"),
         ('country = "XYZ"', "carbon.country: unknown country code 'XYZ': give an ISO-3 code"),
+        ('region = "CA"', 'carbon.region: needs carbon.country (ISO-3), e.g. country = "USA"'),
     ],
 )
 def test_a_carbon_problem_names_the_suite_file_and_key(tmp_path, carbon, message):
