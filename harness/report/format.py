@@ -78,13 +78,22 @@ def fmt_interval(
     text = f"{mean / factor:.{decimals}f} {prefix}{unit}"
     if _finite(low) and _finite(high):
         assert low is not None and high is not None
-        text += f" [{low / factor:.{decimals}f}, {high / factor:.{decimals}f}]"
+        text += f" [{_bound(low / factor, decimals)}, {_bound(high / factor, decimals)}]"
     return text
+
+
+def _bound(value: float, decimals: int) -> str:
+    """An interval's bound in the mean's prefix and decimals; one beyond 10,000 of them
+    (an interval from two wild repetitions) in two significant digits: `5e+10`."""
+    return f"{value:.2g}" if abs(value) >= 1e4 else f"{value:.{decimals}f}"
+
+
+MAX_CHANGE_PCT = 999  # a change beyond it is shown as `>+999`: the figure says nothing more
 
 
 def fmt_change(ratio: float | None, low: float | None = None, high: float | None = None) -> str:
     """A ratio as a signed change with its interval: 0.58 [0.55, 0.61] -> `-42 % [-45, -39]`
-    (one decimal below 10 %); '–' without a ratio."""
+    (one decimal below 10 %; above +999 % `>+999`); '–' without a ratio."""
     if not _finite(ratio):
         return MISSING
     assert ratio is not None
@@ -92,6 +101,8 @@ def fmt_change(ratio: float | None, low: float | None = None, high: float | None
     decimals = 0 if max(abs(v) for v in values) >= 10 else 1
 
     def signed(r: float) -> str:  # a change that rounds to zero is +0, never -0
+        if (r - 1) * 100 > MAX_CHANGE_PCT:
+            return f">+{MAX_CHANGE_PCT}"
         return f"{round((r - 1) * 100, decimals) + 0.0:+.{decimals}f}"
 
     text = f"{signed(ratio)} %"

@@ -12,9 +12,11 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
@@ -94,25 +96,47 @@ def compact_table(title: str, caption: str | None = None) -> Table:
     )
 
 
-def group_table(group: GroupKey, rows: list[dict[str, str]], vs: Mapping[str, VsDense]) -> Table:
-    """One group's table: a row per variant."""
-    header, per_cell_source = _energy_header(rows)
-    table = compact_table(group_title(group))
-    # the variant keeps its longest word whole; wide intervals wrap at their space instead
-    words = [w for r in rows for w in short_variant(r.get("variant") or "").split()]
-    table.add_column("variant", overflow="fold", min_width=min(24, max(map(len, words), default=7)))
-    table.add_column("acc %\n(vs dense)", justify="right", no_wrap=True)
-    table.add_column(header, no_wrap=True)
-    table.add_column("energy vs dense\n[95% CI]", no_wrap=True)
-    table.add_column("est.\nerr %", justify="right", no_wrap=True)
-    like = max((parse_float(r.get("energy_j_per_sample_mean")) for r in rows), default=math.nan)
-    for row in rows:
-        status = (row.get("status") or "").strip().lower()
+class GroupTable:
+    """One group's table, laid out for the width it is printed at: each variant on one
+    line where the terminal is wide enough, else wrapped at its spaces (its longest word
+    kept whole) so that the figures beside it are never cut."""
+
+    def __init__(
+        self, group: GroupKey, rows: list[dict[str, str]], vs: Mapping[str, VsDense]
+    ) -> None:
+        self.group, self.rows, self.vs = group, rows, vs
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        table = self.table(wrap_variants=False)
+        unbounded = options.update(max_width=10_000)  # its natural width, not the clamped
+        if Measurement.get(console, unbounded, table).maximum > options.max_width:
+            table = self.table(wrap_variants=True)
+        yield table
+
+    def table(self, wrap_variants: bool) -> Table:
+        """The table, its variant column as narrow as its longest word when wrapped."""
+        rows = self.rows
+        header, per_cell_source = _energy_header(rows)
+        table = compact_table(group_title(self.group))
+        words = [w for r in rows for w in short_variant(r.get("variant") or "").split()]
+        longest = min(24, max(map(len, words), default=7))
+        narrow = longest if wrap_variants else None
+        table.add_column("variant", overflow="fold", min_width=longest, max_width=narrow)
+        table.add_column("acc %\n(vs dense)", justify="right", no_wrap=True)
+        table.add_column(header, no_wrap=True)
+        table.add_column("energy vs dense\n[95% CI]")  # a long mark wraps to its own line
+        table.add_column("est.\nerr %", justify="right", no_wrap=True)
+        like = max((parse_float(r.get("energy_j_per_sample_mean")) for r in rows), default=math.nan)
+        for row in rows:
+            table.add_row(*self._cells(row, like, per_cell_source))
+        return table
+
+    def _cells(self, row: Mapping[str, str], like: float, per_cell_source: bool) -> list[Any]:
         variant = Text(short_variant(row.get("variant") or ""))
+        status = (row.get("status") or "").strip().lower()
         if status != "ok":
             style = STATUS_STYLE.get(status, "bold red")
-            table.add_row(variant, "", Text(f"{status or 'no status'} (see below)", style))
-            continue
+            return [variant, "", Text(f"{status or 'no status'} (below)", style)]
         energy = fmt_interval(
             parse_float(row.get("energy_j_per_sample_mean")),
             parse_float(row.get("energy_j_per_sample_ci95_low")),
@@ -122,9 +146,15 @@ def group_table(group: GroupKey, rows: list[dict[str, str]], vs: Mapping[str, Vs
         )
         if per_cell_source:
             energy += f" {source_label(row.get('measured_source') or '?')}"
-        v = vs.get(row.get("case_id") or "")
-        table.add_row(variant, _accuracy_cell(row, v), energy, _vs_cell(v, row), _error_cell(row))
-    return table
+        v = self.vs.get(row.get("case_id") or "")
+        return [variant, _accuracy_cell(row, v), energy, _vs_cell(v, row), _error_cell(row)]
+
+
+def group_table(
+    group: GroupKey, rows: list[dict[str, str]], vs: Mapping[str, VsDense]
+) -> GroupTable:
+    """One group's table: a row per variant (laid out when printed)."""
+    return GroupTable(group, rows, vs)
 
 
 def _accuracy_cell(row: Mapping[str, str], v: VsDense | None) -> str:

@@ -70,3 +70,40 @@ def test_the_summary_says_the_runs_co2_and_where_its_intensity_came_from(tmp_pat
         json.dumps({"carbon": carbon_settings("FRA").to_dict()})
     )
     assert "assumed" not in carbon_line(tmp_path, RunCases({GROUP: rows}, {}))
+
+
+def test_two_wild_repetitions_keep_every_column_readable_at_80():
+    from harness.rows.vs_dense import VsDense
+
+    wild = [
+        {**ROWS[0], "energy_j_per_sample_ci95_high": "0.0036"},
+        {
+            **ROWS[1],
+            "case_id": "lenet5/int8-dynamic/inference/bs64/cpu",
+            "variant": "int8-dynamic",
+            "energy_j_per_sample_mean": "0.00144",
+            "energy_j_per_sample_ci95_low": "0.0",
+            "energy_j_per_sample_ci95_high": "49664483.9",
+            "accuracy": "0.1611",
+        },
+    ]
+    vs = {
+        wild[1]["case_id"]: VsDense(
+            case_id=wild[1]["case_id"],
+            dense_case_id=wild[0]["case_id"],
+            energy_ratio=2.99,
+            ratio_ci95_low=0.0,
+            ratio_ci95_high=2017757.1,
+            accuracy_pp=-80.9,
+            source="model",
+            not_judged="only 2 rounds measured both undisturbed (at least 3 needed)",
+        )
+    }
+    console = Console(width=80, record=True)
+    console.print(group_table(GROUP, wild, vs))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "int8-dynamic" in text and "…" not in text  # nothing cut
+    assert "1.44 mJ [0.00, 5e+10]" in text  # a wild bound in two digits, not eleven
+    assert "+199 % [-100, >+999]" in text and "not judged" in text
+    assert "+5.0" in text and "-15.1" in text  # the estimate error whole
