@@ -147,7 +147,14 @@ def domain_notes(m: Measurement) -> list[str]:
 
 
 def total_line(m: Measurement) -> str:
-    """One line: total energy, average power and what the total is made of."""
+    """One line: total energy, average power and what the total is made of; no total
+    where a domain it adds is invalid (each says why)."""
+    invalid = [d.domain for d in m.domains if d.in_total and d.energy_j is None]
+    if invalid:
+        return (
+            f"total: none over {m.duration_s:.3f} s: {', '.join(invalid)} could not be read "
+            "(the reason is on its line), and a total without it would be too low"
+        )
     line = (
         f"total {m.total_energy_j:.3f} J ({source_label(m.total_source)}) over "
         f"{m.duration_s:.3f} s, average {m.average_power_w:.2f} W"

@@ -128,5 +128,6 @@ def test_measure_says_each_fault_in_text_and_json(fake_powercap, tmp_path, fault
         return
     said = " ".join((result.stdout + result.stderr).split())
     assert "cpu:package-0: INVALID:" in said and words in said
+    assert "total: none over" in said and "nan" not in said  # no total, never `nan J`
     if fault == "frozen":  # the example of a frozen VM interface: never `0.0 J`
         assert "frozen energy interface" in said and "0.000" not in said
