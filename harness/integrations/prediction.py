@@ -82,8 +82,11 @@ def predict(
 
 def actual_line(prediction: Prediction, actual_j: float) -> str:
     """`predicted 12.3 J after epoch 1, actual 12.1 J (+1.6 %)`."""
-    error = (prediction.energy_j - actual_j) / actual_j * 100 if actual_j > 0 else math.nan
-    return (
+    predicted = (
         f"predicted {fmt_si(prediction.energy_j, 'J')} after epoch {prediction.epochs_done} of "
-        f"{prediction.epochs_planned}, actual {fmt_si(actual_j, 'J')} ({error:+.1f} %)"
+        f"{prediction.epochs_planned}"
     )
+    if not (math.isfinite(actual_j) and actual_j > 0):
+        return f"{predicted}, actual unknown (an epoch's energy could not be read)"
+    error = (prediction.energy_j - actual_j) / actual_j * 100
+    return f"{predicted}, actual {fmt_si(actual_j, 'J')} ({error:+.1f} %)"
