@@ -2,8 +2,9 @@
 
 Every row is written and flushed as soon as it exists, so an interrupted run keeps
 everything it finished. A row cut off by a crash or a full disk is set aside when the
-file is next opened for appending; readers name the line of a damaged file. Cells are
-read back with `parse_float` and `parse_bool`.
+file is next opened for appending; readers name the line of a damaged file. Files are
+read a line at a time (`iter_rows`, only the columns asked for), so a reader's memory
+does not grow with the file. Cells are read back with `parse_float` and `parse_bool`.
 """
 
 from __future__ import annotations
