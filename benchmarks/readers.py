@@ -3,7 +3,7 @@
 Writes two synthetic shard run directories whose measurements.csv files add up to each
 size asked for (`--sizes-mb 50 200`), then runs, each in a fresh child process,
 `energy-harness merge` (the shards into one run, with its summary and report),
-`energy-harness report` and `energy-harness compare` (the merged run with itself), and
+`energy-harness report` and `energy-harness compare` (the merged run and a copy), and
 prints each one's wall time and peak resident memory (`ru_maxrss` of that child, from
 `os.wait4`). Memory that stays roughly flat from one size to the next is the aim.
 
@@ -150,14 +150,16 @@ def run_size(size_mb: float, work: Path, env: dict[str, str]) -> None:
     shards = [work / "shard-0", work / "shard-1"]
     write_shard(shards[0], MODELS[:half], size // 2)
     write_shard(shards[1], MODELS[half:], size // 2)
-    merged = work / "merged"
+    merged, again = work / "merged", work / "merged-again"
     cli = [sys.executable, "-m", "harness"]
     commands = {
         "merge": [*cli, "merge", *map(str, shards), "-o", str(merged)],
         "report": [*cli, "report", str(merged)],
-        "compare": [*cli, "compare", str(merged), str(merged)],
+        "compare": [*cli, "compare", str(merged), str(again)],
     }
     for name, argv in commands.items():
+        if name == "compare" and merged.exists():
+            shutil.copytree(merged, again)  # two runs of the same size
         seconds, rss_mb, code = measure(argv, env, work)
         mb = (merged / "measurements.csv").stat().st_size / 1e6 if merged.exists() else 0.0
         print(

@@ -14,8 +14,9 @@ import csv
 import io
 import json
 import math
+import operator
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -286,7 +287,8 @@ def iter_rows(path: Path, columns: Iterable[str] | None = None) -> Iterator[dict
         if header is None:
             header = fields
             wanted = header if columns is None else set(columns)
-            kept = [(name, i) for i, name in enumerate(header) if name in wanted]
+            names = [name for name in header if name in wanted]
+            pick = _picker([i for i, name in enumerate(header) if name in wanted])
             energies = [(name, i) for i, name in enumerate(header) if name in NON_NEGATIVE]
             continue
         if not fields:
@@ -294,15 +296,22 @@ def iter_rows(path: Path, columns: Iterable[str] | None = None) -> Iterator[dict
         if len(fields) != len(header):
             raise _field_count_error(path, line, len(fields), len(header))
         for name, i in energies:
-            if parse_float(fields[i]) < 0:
+            if "-" in fields[i] and parse_float(fields[i]) < 0:  # no "-": not negative
                 raise _negative_energy_error(path, line, name, fields[i])
-        yield {name: fields[i] for name, i in kept}
+        yield dict(zip(names, pick(fields), strict=True))
     if records.torn:
         raise EnergyHarnessError(
             f"{path}: line {records.torn_line} was cut off mid-write (the run stopped while "
             "writing it); `energy-harness run --resume RUN_DIR` moves it aside, or delete "
             "that line"
         )
+
+
+def _picker(indices: list[int]) -> Callable[[list[str]], Iterable[str]]:
+    """The fields at `indices` of a record, in order."""
+    if len(indices) > 1:
+        return operator.itemgetter(*indices)
+    return lambda fields: [fields[i] for i in indices]
 
 
 def _negative_energy_error(path: Path, line: int, column: str, text: str) -> EnergyHarnessError:

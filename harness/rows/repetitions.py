@@ -120,34 +120,43 @@ class _CaseRows:
     run_ids: set[str] = field(default_factory=set)
 
 
+_FLAGS = {"true": True, "false": False}  # as CsvAppender writes them; others: parse_bool
+
+
+def _flag(text: str | None, default: bool) -> bool:
+    found = _FLAGS.get(text)  # type: ignore[arg-type]
+    return parse_bool(text, default) if found is None else found
+
+
 def _add_row(case: _CaseRows, row: Mapping[str, str], shared: dict[Any, Any]) -> None:
     """One measurements.csv row into its case's window; equal keys and labels are shared."""
-    case.run_ids.add(row.get("run_id") or "")
-    label = shared.setdefault(row.get("repetition") or "", row.get("repetition") or "")
+    get = row.get
+    case.run_ids.add(get("run_id") or "")
+    label = get("repetition") or ""
     window = case.windows.get(label)
     if window is None:
-        round_, process = row.get("round") or "", row.get("process") or ""
+        round_, process = get("round") or "", get("process") or ""
         window = _Window(shared.setdefault(round_, round_), shared.setdefault(process, process))
-        case.windows[label] = window
-    if not window.disturbed and parse_bool(row.get("disturbed"), False):
-        window.disturbed, window.reason = True, row.get("disturbed_reason")
-    if not parse_bool(row.get("in_total"), False):
+        case.windows[shared.setdefault(label, label)] = window
+    if not window.disturbed and _flag(get("disturbed"), False):
+        window.disturbed, window.reason = True, get("disturbed_reason")
+    if not _flag(get("in_total"), False):
         return
-    key = (row.get("probe") or "", row.get("domain") or "", row.get("source") or "")
-    rank = (row.get("node") or "", row.get("rank") or "")
+    key = (get("probe") or "", get("domain") or "", get("source") or "")
+    rank = (get("node") or "", get("rank") or "")
     case.recorded_sources.add(key[2])
     window.in_total.append(
-        _InTotal(
-            rank=shared.setdefault(rank, rank),
-            key=shared.setdefault(key, key),
-            valid=parse_bool(row.get("valid"), True),
-            samples=parse_float(row.get("samples")),
-            energy_j=parse_float(row.get("energy_j")),
-            dynamic_energy_j=parse_float(row.get("dynamic_energy_j")),
-            idle_power_w=parse_float(row.get("idle_power_w")),
-            iterations=parse_float(row.get("iterations")),
-            duration_s=parse_float(row.get("duration_s")),
-            other_cpu_pct=parse_float(row.get("other_cpu_pct")),
+        _InTotal(  # in field order
+            shared.setdefault(rank, rank),
+            shared.setdefault(key, key),
+            _flag(get("valid"), True),
+            parse_float(get("samples")),
+            parse_float(get("energy_j")),
+            parse_float(get("dynamic_energy_j")),
+            parse_float(get("idle_power_w")),
+            parse_float(get("iterations")),
+            parse_float(get("duration_s")),
+            parse_float(get("other_cpu_pct")),
         )
     )
 
@@ -244,10 +253,30 @@ def case_repetitions(measurement_rows: Iterable[Mapping[str, str]]) -> dict[str,
     return {case_id: _case(case_id, cases.pop(case_id)) for case_id in list(cases)}
 
 
-def load_run_repetitions(run_dir: Path) -> tuple[dict[str, CaseRepetitions], set[str]]:
+Loaded = tuple[dict[str, CaseRepetitions], set[str]]
+_LOADED: dict[Path, tuple[tuple[Any, ...], Loaded]] = {}  # the last runs read, by folder
+_LOADED_RUNS = 2  # compare reads two runs, and each of them more than once
+
+
+def _file_identity(run_dir: Path) -> tuple[Any, ...]:
+    """What changes when measurements.csv or cases.csv is written or replaced."""
+    identity: list[Any] = []
+    for name in ("measurements.csv", "cases.csv"):
+        try:
+            found = (run_dir / name).stat()
+            identity.append((found.st_ino, found.st_size, found.st_mtime_ns))
+        except OSError:
+            identity.append(None)
+    return tuple(identity)
+
+
+def load_run_repetitions(run_dir: Path) -> Loaded:
     """Per-case repetitions from a run's measurements.csv, and every case_id the run names.
 
-    Raises EnergyHarnessError when the directory or its measurements.csv is missing.
+    A run read again while its files are unchanged is not read twice (the report, the
+    summary and the headline of one command each need it); the repetitions are shared,
+    so callers read them and never change them. Raises EnergyHarnessError when the
+    directory or its measurements.csv is missing.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -262,9 +291,17 @@ def load_run_repetitions(run_dir: Path) -> tuple[dict[str, CaseRepetitions], set
             f"{measurements} is missing: {run_dir} is not a finished or started run "
             "directory (`energy-harness run` writes it)"
         )
+    key, identity = run_dir.resolve(), _file_identity(run_dir)
+    if key in _LOADED and _LOADED[key][0] == identity:
+        reps, case_ids = _LOADED[key][1]
+        return dict(reps), set(case_ids)
     reps = case_repetitions(iter_rows(measurements, REPETITION_COLUMNS))
     named = iter_rows(run_dir / "cases.csv", ["case_id"])
     case_ids = set(reps) | {r.get("case_id") or "" for r in named}
     case_ids.discard("")
     reps.pop("", None)
-    return reps, case_ids
+    _LOADED.pop(key, None)
+    while len(_LOADED) >= _LOADED_RUNS:
+        _LOADED.pop(next(iter(_LOADED)))
+    _LOADED[key] = (identity, (reps, case_ids))
+    return dict(reps), set(case_ids)

@@ -137,3 +137,14 @@ def test_rows_in_any_order_give_the_same_repetitions(tmp_path):
     assert mixed["b"].all_disturbed and mixed["b"].disturbed == {"0": "busy: 80 % of the CPUs"}
     held = case_repetitions(read_rows(first / "measurements.csv"))  # every column, in memory
     assert held["a"].totals == in_order["a"].totals
+
+
+def test_a_run_written_to_after_it_was_read_is_read_afresh(tmp_path):
+    run = write_run(tmp_path / "run", two_cases())
+    assert load_run_repetitions(run)[0]["b"].repetitions == ["0"]
+    assert load_run_repetitions(run)[0]["b"].repetitions == ["0"]  # unchanged: not read again
+    appender = CsvAppender(run / "measurements.csv", MEASUREMENT_COLUMNS)
+    appender.append_many(window("b", 1, (0, 0), (8.0, 2.0)))
+    appender.close()
+    again = load_run_repetitions(run)[0]["b"]
+    assert again.repetitions == ["0", "1"] and again.energy_j_per_sample == [0.2, 0.2]
