@@ -120,6 +120,7 @@ class _CaseRows:
     run_ids: set[str] = field(default_factory=set)
 
 
+_SOURCES: dict[frozenset[str], frozenset[str]] = {}  # one object per set of sources seen
 _FLAGS = {"true": True, "false": False}  # as CsvAppender writes them; others: parse_bool
 
 
@@ -177,13 +178,14 @@ def _whole(value: float) -> int:
 def _total(total_rows: list[_InTotal], energies: list[float], samples: float) -> RepetitionTotal:
     """One usable repetition's RepetitionTotal, from its in-total rows."""
     busy = [r.other_cpu_pct for r in total_rows if math.isfinite(r.other_cpu_pct)]
+    sources = frozenset(r.key[2] for r in total_rows)
     return RepetitionTotal(
         energy_j=sum(energies),
         dynamic_energy_j=sum(r.dynamic_energy_j for r in total_rows),
         samples=int(samples),
         iterations=_whole(max(r.iterations for r in total_rows)),
         duration_s=max(r.duration_s for r in total_rows),
-        sources=frozenset(r.key[2] for r in total_rows),
+        sources=_SOURCES.setdefault(sources, sources),
         idle_power_w=sum(r.idle_power_w for r in total_rows),
         other_cpu_pct=max(busy, default=None),
     )

@@ -148,3 +148,11 @@ def test_a_run_written_to_after_it_was_read_is_read_afresh(tmp_path):
     appender.close()
     again = load_run_repetitions(run)[0]["b"]
     assert again.repetitions == ["0", "1"] and again.energy_j_per_sample == [0.2, 0.2]
+
+
+def test_a_line_the_csv_module_cannot_parse_is_named_not_a_traceback(tmp_path):
+    run = write_run(tmp_path / "run", two_cases())
+    with (run / "measurements.csv").open("a", newline="") as handle:
+        handle.write("r1,a,lenet5\rstray,after a carriage return\n")  # line 17
+    with pytest.raises(EnergyHarnessError, match=r"measurements.csv: line 17: new-line"):
+        load_run_repetitions(run)
