@@ -277,12 +277,12 @@ def render_report(run_dir: Path) -> str:
 
     run_dir = Path(run_dir)
     reps, _ = load_run_repetitions(run_dir)
-    measurement_rows = read_rows(run_dir / "measurements.csv")
     case_rows = read_rows(run_dir / "cases.csv")
-    cases = build_cases(case_rows, measurement_rows, reps)
+    cases = build_cases(case_rows, reps)
     head = headline(case_energies(case_rows, reps), case_rows)
     env, env_note = load_environment(run_dir / "environment.json")
-    run_ids = sorted({r.get("run_id", "") for r in measurement_rows + case_rows} - {""})
+    run_ids = {r.get("run_id", "") for r in case_rows}.union(*(r.run_ids for r in reps.values()))
+    run_ids = sorted(run_ids - {""})
     jinja = Environment(
         loader=PackageLoader("harness.report", "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),

@@ -13,7 +13,7 @@ from harness.estimate.error import estimate_error_pct
 from harness.measure.sources import combine_sources, is_modelled
 from harness.report.format import short_variant
 from harness.rows.case_energy import case_energies
-from harness.rows.csvfile import parse_bool, parse_float
+from harness.rows.csvfile import parse_float
 from harness.rows.repetitions import CaseRepetitions
 from harness.rows.stability import unstable_reason_of
 from harness.rows.stats import summarize
@@ -97,14 +97,6 @@ class CaseView:
         return ", ".join(p for p in parts if p)
 
 
-def _in_total_sources(rows: list[dict[str, str]]) -> dict[str, set[str]]:
-    sources: dict[str, set[str]] = {}
-    for row in rows:
-        if parse_bool(row.get("in_total"), False):
-            sources.setdefault(row.get("case_id") or "", set()).add(row.get("source") or "")
-    return sources
-
-
 _ID_FIELDS = ("case_id", "model", "variant", "mode", "batch_size", "device", "dataset", "precision")
 
 
@@ -114,16 +106,11 @@ def _id_fields(row: dict[str, str]) -> dict[str, str]:
 
 
 def build_cases(
-    case_rows: list[dict[str, str]],
-    measurement_rows: list[dict[str, str]],
-    reps: dict[str, CaseRepetitions],
+    case_rows: list[dict[str, str]], reps: dict[str, CaseRepetitions]
 ) -> list[CaseView]:
-    """Merge cases.csv rows with measurements: cases.csv first, then measured-only cases;
-    each with its comparison with dense (`harness.rows.vs_dense`)."""
-    sources = _in_total_sources(measurement_rows)
-    first_row: dict[str, dict[str, str]] = {}
-    for row in measurement_rows:
-        first_row.setdefault(row.get("case_id") or "", row)
+    """Merge cases.csv rows with the repetitions read from measurements.csv: cases.csv
+    first, then measured-only cases; each with its comparison with dense
+    (`harness.rows.vs_dense`)."""
     views: list[CaseView] = []
     seen: set[str] = set()
     for row in case_rows:
@@ -137,7 +124,7 @@ def build_cases(
             continue
         view = CaseView(
             index=len(views) + 1,
-            **{**_id_fields(first_row.get(case_id, {})), "case_id": case_id},
+            **{**_id_fields(rep.names), "case_id": case_id},
             status="not in cases.csv",
             error="measured, but cases.csv has no row for it (interrupted run?)",
             in_cases_csv=False,
@@ -146,7 +133,8 @@ def build_cases(
         views.append(view)
     vs = vs_dense_all(case_energies(case_rows, reps))
     for view in views:
-        _fill_measured(view, sources.get(view.case_id, set()))
+        rep = reps.get(view.case_id)
+        _fill_measured(view, rep.recorded_sources if rep else set())
         view.vs_dense = vs.get(view.case_id)
     return views
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.measure.sources import combine_sources
-from harness.rows.csvfile import parse_float, read_rows
-from harness.rows.repetitions import CaseRepetitions, case_repetitions
+from harness.rows.csvfile import iter_rows, parse_float, read_rows
+from harness.rows.repetitions import REPETITION_COLUMNS, CaseRepetitions, case_repetitions
 from harness.rows.stability import unstable_reason_of
 from harness.rows.stats import Summary, summarize
 from harness.spec.case import GROUP_FIELDS, GroupKey, group_key
@@ -136,6 +136,6 @@ def dense_in_run(run_dir: Path, group: GroupKey) -> CaseEnergy | None:
     if not rows:
         return None
     ids = {r.get("case_id") for r in rows}
-    measured = [r for r in read_rows(Path(run_dir) / "measurements.csv") if r.get("case_id") in ids]
-    found = case_energies(rows, case_repetitions(measured))
+    measured = iter_rows(Path(run_dir) / "measurements.csv", REPETITION_COLUMNS)
+    found = case_energies(rows, case_repetitions(r for r in measured if r.get("case_id") in ids))
     return found[0] if found else None

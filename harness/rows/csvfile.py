@@ -2,8 +2,9 @@
 
 Every row is written and flushed as soon as it exists, so an interrupted run keeps
 everything it finished. A row cut off by a crash or a full disk is set aside when the
-file is next opened for appending; readers name the line of a damaged file. Cells are
-read back with `parse_float` and `parse_bool`.
+file is next opened for appending; readers name the line of a damaged file. Files are
+read a line at a time (`iter_rows`, only the columns asked for), so a reader's memory
+does not grow with the file. Cells are read back with `parse_float` and `parse_bool`.
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ import csv
 import io
 import json
 import math
+import operator
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.errors import EnergyHarnessError, OutputError, output_error
-from harness.rows.columns import NON_NEGATIVE_ENERGY_COLUMNS
+from harness.rows.columns import NON_NEGATIVE_ENERGY_COLUMNS as NON_NEGATIVE
 
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
@@ -59,57 +61,88 @@ def _cell(value: Any) -> Any:
 TORN_SUFFIX = ".torn"  # where a partial last row is kept when it is cut off a CSV
 
 
-@dataclass(frozen=True)
-class _Parsed:
-    """A CSV's records (line number, fields) and a partial last row, if any."""
-
-    records: list[tuple[int, list[str]]]
-    torn: str  # the partial last row ("" when the file ends with a complete row)
-    torn_line: int  # its first line (1-based)
-
-
-def _parse(text: str) -> _Parsed:
-    """Split CSV text into records; a last row cut off by a crash is kept apart.
+class _Records:
+    """The records of a CSV, one at a time, with the line each starts on (1-based); a
+    last row cut off by a crash is kept apart (`torn`, `torn_line`), not yielded.
 
     A row written by `CsvAppender` ends with a newline outside quotes: a file that does
-    not, or that ends inside a quoted field, ends with a partial row.
+    not, or that ends inside a quoted field, ends with a partial row. Lines end at "\n"
+    only. The file is read a line at a time: memory does not grow with its size.
     """
-    parts = text.split("\n")
-    lines = [part + "\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
-    reader = csv.reader(lines)
-    records, start = [], 0
-    for fields in reader:
-        records.append((start, fields))
-        start = reader.line_num
-    if records:
-        first = records[-1][0]
-        tail = "".join(lines[first:])
-        if not text.endswith("\n") or tail.count('"') % 2:
-            records.pop()
-            return _Parsed([(n + 1, f) for n, f in records], tail, first + 1)
-    return _Parsed([(n + 1, f) for n, f in records], "", 0)
+
+    def __init__(self, path: Path, errors: str) -> None:
+        self.path = path
+        self.errors = errors  # how bytes that are not UTF-8 are decoded
+        self.torn = ""  # the partial last row ("" when the file ends with a complete row)
+        self.torn_line = 0  # its first line
+        self._record_lines: list[str] = []
+
+    def _lines(self, handle: Iterable[str]) -> Iterator[str]:
+        for line in handle:
+            self._record_lines.append(line)
+            yield line
+
+    def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+        try:
+            handle = self.path.open(encoding="utf-8", errors=self.errors, newline="\n")
+        except OSError as exc:
+            raise output_error(self.path, exc, "read") from None
+        held: tuple[int, list[str]] | None = None  # yielded once another record follows
+        lines: list[str] = []
+        with handle:
+            reader = csv.reader(self._lines(handle))
+            try:
+                for fields in reader:
+                    if held is not None:
+                        yield held
+                    held = (reader.line_num - len(self._record_lines) + 1, fields)
+                    lines, self._record_lines = self._record_lines, []
+            except csv.Error as exc:
+                raise EnergyHarnessError(
+                    f"{self.path}: line {reader.line_num}: {exc} (a damaged or hand-edited "
+                    "line); restore the file, or delete that line"
+                ) from None
+            except OSError as exc:
+                raise output_error(self.path, exc, "read") from None
+        if held is None:
+            return
+        tail = "".join(lines)
+        if not tail.endswith("\n") or tail.count('"') % 2:
+            self.torn, self.torn_line = tail, held[0]
+            return
+        yield held
 
 
-def _check_records(path: Path, parsed: _Parsed) -> list[str]:
-    """The header; raises naming the first line whose field count differs from it."""
-    if not parsed.records:
-        return []
-    header = parsed.records[0][1]
-    for line, fields in parsed.records[1:]:
-        if fields and len(fields) != len(header):
-            raise EnergyHarnessError(
-                f"{path}: line {line} has {len(fields)} fields, the header {len(header)} "
-                "(a damaged or hand-edited line); restore the file, or delete that line "
-                "(its case is then measured again on --resume)"
-            )
-    return header
+def _field_count_error(path: Path, line: int, fields: int, header: int) -> EnergyHarnessError:
+    return EnergyHarnessError(
+        f"{path}: line {line} has {fields} fields, the header {header} "
+        "(a damaged or hand-edited line); restore the file, or delete that line "
+        "(its case is then measured again on --resume)"
+    )
 
 
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_bytes().decode("utf-8", "surrogateescape")
-    except OSError as exc:
-        raise output_error(path, exc, "read") from None
+@dataclass(frozen=True)
+class _Scan:
+    """A CSV's header, its first damaged line (an error, None when none), its partial
+    last row ("" when none) and that row's first line."""
+
+    header: list[str]
+    damaged: EnergyHarnessError | None
+    torn: str
+    torn_line: int
+
+
+def _scan(path: Path) -> _Scan:
+    """Read a CSV through once, keeping only its header and what is wrong with it."""
+    records = _Records(path, "surrogateescape")
+    header: list[str] = []
+    damaged = None
+    for number, (line, fields) in enumerate(records):
+        if number == 0:
+            header = fields
+        elif fields and len(fields) != len(header) and damaged is None:
+            damaged = _field_count_error(path, line, len(fields), len(header))
+    return _Scan(header, damaged, records.torn, records.torn_line)
 
 
 def set_aside_torn_row(path: Path) -> str | None:
@@ -122,14 +155,14 @@ def set_aside_torn_row(path: Path) -> str | None:
     return _set_aside(Path(path))[1]
 
 
-def _set_aside(path: Path) -> tuple[_Parsed, str | None]:
-    """The file's complete records, and the line saying a partial row was set aside."""
+def _set_aside(path: Path) -> tuple[_Scan, str | None]:
+    """The file's header and damage, and the line saying a partial row was set aside."""
     if not path.is_file():
-        return _Parsed([], "", 0), None
-    parsed = _parse(_read_text(path))
-    if not parsed.torn:
-        return parsed, None
-    torn = parsed.torn.encode("utf-8", "surrogateescape")
+        return _Scan([], None, "", 0), None
+    scan = _scan(path)
+    if not scan.torn:
+        return scan, None
+    torn = scan.torn.encode("utf-8", "surrogateescape")
     side = path.with_name(path.name + TORN_SUFFIX)
     try:
         with side.open("ab") as handle:
@@ -140,10 +173,9 @@ def _set_aside(path: Path) -> tuple[_Parsed, str | None]:
     except OSError as exc:
         raise output_error(side, exc) from None
     message = (
-        f"{path}: line {parsed.torn_line} was cut off mid-write ({len(torn)} bytes); "
-        f"moved to {side}"
+        f"{path}: line {scan.torn_line} was cut off mid-write ({len(torn)} bytes); moved to {side}"
     )
-    return _Parsed(parsed.records, "", 0), message
+    return _Scan(scan.header, scan.damaged, "", 0), message
 
 
 def _csv_bytes(rows: Iterable[list[Any]]) -> bytes:
@@ -164,8 +196,10 @@ class CsvAppender:
     def __init__(self, path: Path, columns: list[str]) -> None:
         self.path = Path(path)
         self.columns = columns
-        parsed, self.set_aside = _set_aside(self.path)
-        header = _check_records(self.path, parsed)
+        scan, self.set_aside = _set_aside(self.path)
+        if scan.damaged is not None:
+            raise scan.damaged
+        header = scan.header
         if header and header != columns:
             raise EnergyHarnessError(
                 f"{self.path} has columns {header[:4]}..., not this version's; "
@@ -230,42 +264,62 @@ class CsvAppender:
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
-    """All rows of a CSV as dicts of strings ([] if the file is absent).
+    """All rows of a CSV as dicts of strings ([] if the file is absent): `iter_rows`."""
+    return list(iter_rows(path))
 
-    Raises EnergyHarnessError naming the file and line when a line has the wrong number
-    of fields, the last one was cut off mid-write, or an energy is negative
-    (NON_NEGATIVE_ENERGY_COLUMNS).
+
+def iter_rows(path: Path, columns: Iterable[str] | None = None) -> Iterator[dict[str, str]]:
+    """The rows of a CSV one at a time, as dicts of strings (none if the file is absent),
+    holding only `columns` where they are given (those the file has).
+
+    The file is read a line at a time, so a reader that keeps only what it needs holds
+    memory that does not grow with the file. Raises EnergyHarnessError naming the file
+    and line when a line has the wrong number of fields, the last one was cut off
+    mid-write, or an energy is negative (NON_NEGATIVE_ENERGY_COLUMNS, checked whether
+    asked for or not).
     """
     path = Path(path)
     if not path.exists():
-        return []
-    text = _read_text(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    parsed = _parse(text)
-    if parsed.torn:
+        return
+    records = _Records(path, "replace")
+    header: list[str] | None = None
+    for line, fields in records:
+        if header is None:
+            header = fields
+            wanted = header if columns is None else set(columns)
+            names = [name for name in header if name in wanted]
+            pick = _picker([i for i, name in enumerate(header) if name in wanted])
+            energies = [(name, i) for i, name in enumerate(header) if name in NON_NEGATIVE]
+            continue
+        if not fields:
+            continue
+        if len(fields) != len(header):
+            raise _field_count_error(path, line, len(fields), len(header))
+        for name, i in energies:
+            if "-" in fields[i] and parse_float(fields[i]) < 0:  # no "-": not negative
+                raise _negative_energy_error(path, line, name, fields[i])
+        yield dict(zip(names, pick(fields), strict=True))
+    if records.torn:
         raise EnergyHarnessError(
-            f"{path}: line {parsed.torn_line} was cut off mid-write (the run stopped while "
+            f"{path}: line {records.torn_line} was cut off mid-write (the run stopped while "
             "writing it); `energy-harness run --resume RUN_DIR` moves it aside, or delete "
             "that line"
         )
-    header = _check_records(path, parsed)
-    rows = []
-    energies = [c for c in header if c in NON_NEGATIVE_ENERGY_COLUMNS]
-    for line, fields in parsed.records[1:]:
-        if fields:
-            rows.append(dict(zip(header, fields, strict=True)))
-            _check_energies(path, line, rows[-1], energies)
-    return rows
 
 
-def _check_energies(path: Path, line: int, row: dict[str, str], columns: list[str]) -> None:
-    """Raise naming the file and line where an energy column holds a negative number."""
-    for column in columns:
-        if parse_float(row[column]) < 0:
-            raise EnergyHarnessError(
-                f"{path}: line {line}: {column} is {row[column]}, below zero; an energy "
-                "never is (a damaged or hand-edited line): restore the file, or delete that "
-                "line (its case is then measured again on --resume)"
-            )
+def _picker(indices: list[int]) -> Callable[[list[str]], Iterable[str]]:
+    """The fields at `indices` of a record, in order."""
+    if len(indices) > 1:
+        return operator.itemgetter(*indices)
+    return lambda fields: [fields[i] for i in indices]
+
+
+def _negative_energy_error(path: Path, line: int, column: str, text: str) -> EnergyHarnessError:
+    return EnergyHarnessError(
+        f"{path}: line {line}: {column} is {text}, below zero; an energy never is (a "
+        "damaged or hand-edited line): restore the file, or delete that line (its case is "
+        "then measured again on --resume)"
+    )
 
 
 def rewrite_csv(path: Path, columns: list[str], rows: Iterable[dict[str, Any]]) -> None:

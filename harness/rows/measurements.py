@@ -103,7 +103,7 @@ def measurement_rows(
     return rows
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a reader of a large run holds one per window
 class RepetitionTotal:
     """One repetition over the whole job: energy of the in-total domains of all ranks."""
 

@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,12 @@ from harness.errors import EnergyHarnessError, OutputError, output_error
 from harness.measure.clock import utc_now_iso
 from harness.measure.timeline import TIMELINE_COLUMNS
 from harness.rows.columns import CASE_COLUMNS, MEASUREMENT_COLUMNS
-from harness.rows.csvfile import CsvAppender, read_rows, write_atomic, write_json
+from harness.rows.csvfile import CsvAppender, iter_rows, read_rows, write_atomic, write_json
 from harness.rows.rundir import locked_run_dir
 from harness.spec.suite import parse_suite
 
 Warn = Callable[[str], None]
+COPY_BATCH_ROWS = 2000  # rows appended (and fsynced) at once while copying a shard's file
 
 
 def _warn(message: str) -> None:
@@ -115,19 +116,21 @@ def _merge_rows(run_dirs: list[Path], work: Path) -> set[str]:
                         f"{run_dir}: merge shards of one suite, each once"
                     )
                 seen[row["case_id"]] = run_dir
-            cases.append_many(_known(rows, CASE_COLUMNS, run_dir / "cases.csv"))
+            if rows:
+                _known(rows[0], CASE_COLUMNS, run_dir / "cases.csv")
+            cases.append_many(rows)
             finished = {row["case_id"] for row in rows}
-            kept = [r for r in read_rows(run_dir / "measurements.csv") if r["case_id"] in finished]
-            _check_measured(run_dir, rows, {r["case_id"] for r in kept})
-            measurements.append_many(
-                _known(kept, MEASUREMENT_COLUMNS, run_dir / "measurements.csv")
-            )
-            points = read_rows(run_dir / "power_timeline.csv")
-            if points:
+            path = run_dir / "measurements.csv"
+            measured: set[str] = set()
+            for batch in _batches(
+                path, MEASUREMENT_COLUMNS, lambda r, f=finished: r["case_id"] in f
+            ):
+                measured.update(r["case_id"] for r in batch)
+                measurements.append_many(batch)
+            _check_measured(run_dir, rows, measured)
+            for batch in _batches(run_dir / "power_timeline.csv", TIMELINE_COLUMNS):
                 timeline = timeline or CsvAppender(work / "power_timeline.csv", TIMELINE_COLUMNS)
-                timeline.append_many(
-                    _known(points, TIMELINE_COLUMNS, run_dir / "power_timeline.csv")
-                )
+                timeline.append_many(batch)
     finally:
         for appender in (cases, measurements, timeline):
             if appender is not None:
@@ -149,15 +152,34 @@ def _check_measured(run_dir: Path, rows: list[dict[str, str]], measured: set[str
     )
 
 
-def _known(rows: list[dict[str, str]], columns: list[str], path: Path) -> list[dict[str, str]]:
-    """`rows`, after checking that their file has no column this version does not know."""
-    extra = sorted(set(rows[0]) - set(columns)) if rows else []
+def _batches(
+    path: Path, columns: list[str], keep: Callable[[dict[str, str]], bool] = lambda r: True
+) -> Iterator[list[dict[str, str]]]:
+    """The rows of `path` that `keep` accepts, COPY_BATCH_ROWS at a time (a large file is
+    never held whole). Raises when the file has a column this version does not know."""
+    batch: list[dict[str, str]] = []
+    checked = False
+    for row in iter_rows(path):
+        if not checked:
+            _known(row, columns, path)
+            checked = True
+        if keep(row):
+            batch.append(row)
+        if len(batch) == COPY_BATCH_ROWS:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _known(row: dict[str, str], columns: list[str], path: Path) -> None:
+    """Raise when the file of `row` has a column this version does not know."""
+    extra = sorted(set(row) - set(columns))
     if extra:
         raise EnergyHarnessError(
             f"{path} has columns this version does not know ({', '.join(extra[:3])}); "
             "merge with the energy-harness version that wrote it"
         )
-    return rows
 
 
 def _merge_records(run_dirs: list[Path], work: Path, run_id: str, suite_text: str | None) -> None:

@@ -20,7 +20,7 @@ from harness.rows.repetitions import load_run_repetitions
 def views(tmp_path_factory) -> list[CaseView]:
     run = make_run(tmp_path_factory.mktemp("plots") / "run1")
     reps, _ = load_run_repetitions(run)
-    return build_cases(read_rows(run / "cases.csv"), read_rows(run / "measurements.csv"), reps)
+    return build_cases(read_rows(run / "cases.csv"), reps)
 
 
 def visible_labels(fig, axis) -> list[str]:

@@ -67,7 +67,7 @@ def test_domain_bars_use_repetition_means_and_hatch_modelled_domains(tmp_path, m
     from harness.rows.repetitions import case_repetitions
 
     m_rows = read_rows(run / "measurements.csv")
-    cases = build_cases(read_rows(run / "cases.csv"), m_rows, case_repetitions(m_rows))
+    cases = build_cases(read_rows(run / "cases.csv"), case_repetitions(m_rows))
     means = domain_means(cases[0].repetitions)
     assert means == {
         ("rapl", "cpu:package-0", "counter"): pytest.approx(0.7 * 2.0e-3),
@@ -157,11 +157,7 @@ def test_the_table_footnote_and_scatter_say_one_thing(tmp_path):
     assert ">-25.0 % *<" in html and ">+50.0 % *<" in html
     assert html.count("totals against totals") == 1  # the definition, stated once
     assert ESTIMATE_ERROR_DEFINITION[1:60] in html
-    views = build_cases(
-        read_rows(run / "cases.csv"),
-        read_rows(run / "measurements.csv"),
-        load_run_repetitions(run)[0],
-    )
+    views = build_cases(read_rows(run / "cases.csv"), load_run_repetitions(run)[0])
     points = estimate_points(views, DENSE_HW_COLUMN)
     assert len(points) == 7
     for view, estimated, measured in points:
