@@ -30,6 +30,7 @@ app = typer.Typer(
 COMMAND_MODULES = [
     "harness.commands.measure",
     "harness.commands.estimate",
+    "harness.commands.simulate",
     "harness.commands.calibrate",
     "harness.commands.report",
     "harness.commands.run",

@@ -147,18 +147,23 @@ def load_profile(name_or_path: str | Path) -> Profile:
                 f"unknown profile {text!r}; built-in profiles: {_known()}; "
                 "or give the path of a profile .toml file"
             )
+    return parse_profile(read_toml(path, "profile"), str(path))
+
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """The parsed TOML file `path`; EnergyHarnessError naming `what` and the file when it
+    cannot be read, is not UTF-8 or is not TOML."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise EnergyHarnessError(f"cannot read profile {path}: {exc}") from exc
+        raise EnergyHarnessError(f"cannot read {what} {path}: {exc}") from exc
     except UnicodeDecodeError as exc:
         raise EnergyHarnessError(
-            f"profile {path} is not UTF-8 text (byte {exc.start}: {exc.reason}); "
+            f"{what} {path} is not UTF-8 text (byte {exc.start}: {exc.reason}); "
             "save it as UTF-8 TOML"
         ) from None
     except tomllib.TOMLDecodeError as exc:
-        raise EnergyHarnessError(f"profile {path} is not valid TOML: {exc}") from exc
-    return parse_profile(data, str(path))
+        raise EnergyHarnessError(f"{what} {path} is not valid TOML: {exc}") from exc
 
 
 def check_profile_setting(source: str, name_or_path: str) -> None:
@@ -172,7 +177,7 @@ def check_profile_setting(source: str, name_or_path: str) -> None:
         raise EnergyHarnessError(f"{source}: suite.estimate_profile: {exc}") from None
 
 
-def _number(origin: str, where: str, key: str, value: object, *, positive: bool) -> float:
+def check_number(origin: str, where: str, key: str, value: object, *, positive: bool) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise EnergyHarnessError(
             f"{origin}: [{where}] {key} must be a finite number, got {value!r}"
@@ -204,10 +209,10 @@ def _entry(
     source = table["source"]
     if not isinstance(source, str) or not source.strip():
         raise EnergyHarnessError(f"{origin}: [{where}] source must be a non-empty string")
-    value = _number(origin, where, value_key, table[value_key], positive=False)
+    value = check_number(origin, where, value_key, table[value_key], positive=False)
     rate = table.get(rate_key) if rate_key else None
     if rate is not None:
-        rate = _number(origin, where, rate_key, rate, positive=True)
+        rate = check_number(origin, where, rate_key, rate, positive=True)
     return value, source, rate
 
 

@@ -28,6 +28,19 @@ ACCURACY_VS_DENSE_COLUMNS = (
     "accuracy_vs_dense_beyond_noise",
     "accuracy_reference",  # what the accuracy is compared with (training epochs)
 )
+# the case on a simulated accelerator (harness.simulate), per sample, one sample at a time
+SIMULATED_COLUMNS = (
+    "simulated_accelerator",  # the accelerator profile's name
+    "simulated_energy_j_per_sample",  # zeros computed and moved (dense hardware)
+    "simulated_sparse_ideal_energy_j_per_sample",  # MACs and weight traffic x density
+    "simulated_latency_s",
+    "simulated_cycles",
+    "simulated_dram_bytes",
+    "simulated_utilisation_pct",
+    "simulated_error_pct",  # simulated vs measured, as estimate_error_pct
+    "simulated_vs_estimate_pct",  # simulated vs the dense-hw estimate, the same way
+    "simulated_note",  # what was simulated, what was not; or why it failed
+)
 FLOP_DTYPES = ("fp64", "fp32", "fp16", "bf16", "int32", "int8")
 
 
@@ -86,6 +99,8 @@ NON_NEGATIVE_ENERGY_COLUMNS = (
     "energy_j_per_sample_ci95_high",
     "estimated_energy_j",
     "peer_energy_j_per_sample",
+    "simulated_energy_j_per_sample",
+    "simulated_sparse_ideal_energy_j_per_sample",
 )
 
 CASE_COLUMNS = [
@@ -165,4 +180,5 @@ CASE_COLUMNS = [
     "accuracy_ci95_high",
     *ACCURACY_VS_DENSE_COLUMNS,
     "model_options",  # the suite's arguments for the model's factory, as given
+    *SIMULATED_COLUMNS,
 ]

@@ -36,6 +36,7 @@ from harness.rows.cases import (
 from harness.rows.csvfile import CsvAppender
 from harness.rows.stability import StabilityLimits
 from harness.rows.vs_dense import VsDense, compare_with_dense
+from harness.run.simulation import simulation_columns
 from harness.spec.case import Case
 from harness.spec.catalog import DatasetSplits, load_dataset
 from harness.spec.suite import Suite
@@ -217,7 +218,7 @@ def case_row_of(
     """The cases.csv row of a measured case with its estimate and its comparison with
     dense (`vs`, None for dense itself or without one)."""
     est, note = estimate_case(ctx, case, prepared, inputs, fig)
-    return measured_case_row(
+    row = measured_case_row(
         ctx.run_id,
         case,
         prepared,
@@ -230,6 +231,12 @@ def case_row_of(
         accuracy=accuracy,
         extra={"estimate_profile_note": note, **(extra or {})},
     )
+    cache_root = ctx.cache.root if ctx.cache is not None else None
+    simulate = ctx.suite.settings.simulate
+    row.update(
+        simulation_columns(simulate, prepared.model, inputs, row, cache_root, ctx.progress.phase)
+    )
+    return row
 
 
 def case_row(

@@ -41,6 +41,7 @@ from harness.run.options import RunOptions, shard_cases
 from harness.run.progress import Eta, RunProgress, planned_epochs
 from harness.run.resume import check_resumable, load_resume, pending_cases
 from harness.run.rounds import WARMUP_S
+from harness.simulate.accelerators import check_accelerator_setting
 from harness.spec.case import Case
 from harness.spec.suite import Suite
 from harness.spec.variants import VariantUnsupported
@@ -194,6 +195,7 @@ def _checked_settings(
     """The carbon settings and the meter: what a user can get wrong fails here; the parts
     a probe leaves out (a zone it cannot read, a GPU it cannot measure) are said now."""
     check_profile_setting(suite.source, suite.settings.estimate_profile)
+    check_accelerator_setting(suite.source, suite.settings.simulate)
     carbon = _carbon(suite, options)
     names = options.probes or list(suite.settings.probes) or None
     selected = select_probes(names, _probe_options(options))

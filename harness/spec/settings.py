@@ -39,6 +39,7 @@ class SuiteSettings:
     modes: tuple[str, ...] = ("inference",)
     devices: tuple[str, ...] = ("cpu",)
     estimate_profile: str = "auto"
+    simulate: tuple[str, ...] = ()  # accelerator to simulate each case on (harness.simulate)
     peer: str | None = None
     nproc_per_node: int = 2  # ddp-training: ranks per node
     nnodes: int = 1
@@ -202,6 +203,14 @@ def check_settings(source: str, raw: dict[str, Any]) -> SuiteSettings:
     if settings.peer not in (None, "codecarbon"):
         raise fail(source, "suite.peer", f"allowed: codecarbon, got {settings.peer!r}")
     check_precision(settings.precision, f"{source}: suite.precision")
+    if len(settings.simulate) > 1 or not all(isinstance(a, str) for a in settings.simulate):
+        raise fail(
+            source,
+            "suite.simulate",
+            'give one accelerator name or .toml path, e.g. ["edge-systolic-64"] (cases.csv '
+            f"holds one simulated figure per case; `energy-harness simulate` for more), got "
+            f"{list(settings.simulate)!r}",
+        )
     return settings
 
 

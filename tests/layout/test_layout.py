@@ -15,6 +15,7 @@ STAGES = (
     "workloads",
     "prepare",
     "estimate",
+    "simulate",
     "rows",
     "run",
     "report",
