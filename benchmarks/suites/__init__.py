@@ -4,3 +4,4 @@ from importlib.resources import files
 
 DEFAULT = files(__name__) / "default.toml"
 GPU = files(__name__) / "gpu.toml"
+SIMULATE = files(__name__) / "simulate.toml"

@@ -1,7 +1,8 @@
 """The headline in words, the same at the end of `run` and at the top of the report.
 
 Every energy figure says what it is: measured (a hardware counter), MODELLED (a probe's
-model) or ESTIMATED (the analytic estimate). The data is `harness.rows.headline`.
+model) or ESTIMATED (the analytic estimate), and SIMULATED (an accelerator simulated with
+SCALE-Sim). The data is `harness.rows.headline`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 from harness.measure.sources import is_modelled, source_label
 from harness.report.format import fmt_change, short_variant
 from harness.rows.case_energy import group_fields
-from harness.rows.headline import GroupHeadline, Headline
+from harness.rows.headline import EstimateErrorSummary, GroupHeadline, Headline
 from harness.spec.case import GroupKey
 
 MODELLED_NOTE = (
@@ -62,6 +63,23 @@ def estimate_answer(h: Headline) -> str:
     )
 
 
+def simulated_answer(h: Headline) -> str:
+    """The simulation's typical distance from the measured and the estimated energy, by
+    the estimate error's definition, labelled SIMULATED."""
+    m, e = h.simulated_error, h.simulated_vs_estimate
+
+    def typical(s: EstimateErrorSummary, other: str) -> str:
+        spread = f", {s.min_pct:+.0f} % to {s.max_pct:+.0f} %" if s.n > 1 else ""
+        return f"{s.median_pct:+.0f} % (median of {s.n} case(s){spread}) against the {other}"
+
+    parts = [typical(m, f"{source_label(h.source)} energy")] if m.n else []
+    parts += [typical(e, "ESTIMATED energy (dense-hw)")] if e.n else []
+    return (
+        f"the SIMULATED energy on {h.simulated_accelerator} (SCALE-Sim, one sample): "
+        + "; ".join(parts)
+    )
+
+
 def headline_items(h: Headline) -> list[tuple[str, str]]:
     """The headline as (title, text): one item per group, the estimate's error, and what
     MODELLED means when any energy is modelled."""
@@ -69,6 +87,8 @@ def headline_items(h: Headline) -> list[tuple[str, str]]:
         return [("no finished case", "nothing to compare")]
     items = [(group_title(g.group), group_answer(g)) for g in h.groups]
     items.append(("estimate", estimate_answer(h)))
+    if h.simulated_error.n or h.simulated_vs_estimate.n:
+        items.append(("simulated", simulated_answer(h)))
     if is_modelled(h.source):
         items.append(("MODELLED", MODELLED_NOTE))
     return items

@@ -126,11 +126,23 @@ def _row(c: CaseView, like: float, shared_source: bool) -> dict[str, Any]:
         "est_dense": fmt_si(c.estimates_j_per_sample.get(_DENSE_HW, math.nan), "J"),
         "est_sparse": fmt_si(c.estimates_j_per_sample.get(_SPARSE, math.nan), "J"),
         "error": (error + " *" if c.estimate_error_computed else error) or MISSING,
+        "simulated": fmt_si(c.simulated_j_per_sample, "J"),
+        "simulated_note": _simulated_note(c),
         "co2": fmt_si(c.co2_g_per_1000_samples, "g"),
     }
 
 
 _DENSE_HW, _SPARSE = list(ESTIMATE_COLUMNS)
+
+
+def _simulated_note(c: CaseView) -> str:
+    """`sparse-ideal 12 µJ; vs estimate +35.0 %` under a simulated figure."""
+    parts = []
+    if math.isfinite(c.simulated_sparse_ideal_j_per_sample):
+        parts.append(f"sparse-ideal {fmt_si(c.simulated_sparse_ideal_j_per_sample, 'J')}")
+    if math.isfinite(c.simulated_vs_estimate_pct):
+        parts.append(f"vs estimate {c.simulated_vs_estimate_pct:+.1f} %")
+    return "; ".join(parts)
 
 
 def group_tables(cases: list[CaseView]) -> list[dict[str, Any]]:
@@ -150,6 +162,10 @@ def group_tables(cases: list[CaseView]) -> list[dict[str, Any]]:
                 "title": group_title(group),
                 "energy_source": source_label(sources.pop()) if shared else "source per case",
                 "rows": [_row(c, like, shared) for c in members],
+                # the simulated column, only where a case of the group was simulated
+                "simulated_on": ", ".join(
+                    sorted({c.simulated_accelerator for c in members} - {""})
+                ),
             }
         )
     return tables

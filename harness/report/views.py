@@ -58,6 +58,10 @@ class CaseView:
     estimate_error_computed: bool = False
     co2_g_per_1000_samples: float = math.nan
     peer_j_per_sample: float = math.nan  # `--peer codecarbon`: the peer tool's figure
+    simulated_accelerator: str = ""  # the suite's `simulate` accelerator ("" without one)
+    simulated_j_per_sample: float = math.nan
+    simulated_sparse_ideal_j_per_sample: float = math.nan
+    simulated_vs_estimate_pct: float = math.nan
     repetitions: CaseRepetitions | None = None
     unstable_reason: str = ""  # why cases.csv marks the figure unstable ("" when stable)
     vs_dense: VsDense | None = None  # against the dense case of its group
@@ -157,6 +161,12 @@ def _view_from_case_row(index: int, row: dict[str, str], rep: CaseRepetitions | 
         estimate_error_pct=parse_float(row.get("estimate_error_pct")),
         co2_g_per_1000_samples=parse_float(row.get("co2_g_per_1000_samples")),
         peer_j_per_sample=parse_float(row.get("peer_energy_j_per_sample")),
+        simulated_accelerator=row.get("simulated_accelerator") or "",
+        simulated_j_per_sample=parse_float(row.get("simulated_energy_j_per_sample")),
+        simulated_sparse_ideal_j_per_sample=parse_float(
+            row.get("simulated_sparse_ideal_energy_j_per_sample")
+        ),
+        simulated_vs_estimate_pct=parse_float(row.get("simulated_vs_estimate_pct")),
         repetitions=rep,
         unstable_reason=unstable_reason_of(row),
     )

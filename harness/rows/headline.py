@@ -70,14 +70,22 @@ class EstimateErrorSummary:
     max_pct: float
 
 
+_NONE = EstimateErrorSummary(0, math.nan, math.nan, math.nan)
+
+
 @dataclass(frozen=True)
 class Headline:
     """Per group the best variant vs dense; the estimate's typical error; `source`: what
-    every measured figure is made of (`counter`, `model`, `counter+model`)."""
+    every measured figure is made of (`counter`, `model`, `counter+model`); with a
+    simulated accelerator, the simulation's typical distance from the measurement and
+    from the estimate (the same summary of `simulated_error_pct`, `_vs_estimate_pct`)."""
 
     groups: tuple[GroupHeadline, ...]
     estimate_error: EstimateErrorSummary
     source: str
+    simulated_error: EstimateErrorSummary = _NONE
+    simulated_vs_estimate: EstimateErrorSummary = _NONE
+    simulated_accelerator: str = ""
 
 
 def _best(front: list[CaseEnergy], vs: Mapping[str, VsDense]) -> VsDense | None:
@@ -105,10 +113,13 @@ def _group_headline(
     return GroupHeadline(group, tuple(c.case_id for c in front), best, variant, note)
 
 
-def estimate_error_summary(case_rows: Iterable[Mapping[str, str]]) -> EstimateErrorSummary:
-    """Median and range of cases.csv's `estimate_error_pct` over the finished cases."""
+def estimate_error_summary(
+    case_rows: Iterable[Mapping[str, str]], column: str = "estimate_error_pct"
+) -> EstimateErrorSummary:
+    """Median and range of cases.csv's `estimate_error_pct` (or another column of the
+    same definition) over the finished cases."""
     errors = [
-        parse_float(r.get("estimate_error_pct"))
+        parse_float(r.get(column))
         for r in case_rows
         if (r.get("status") or "").strip().lower() == "ok"
     ]
@@ -131,8 +142,13 @@ def headline(cases: list[CaseEnergy], case_rows: Iterable[Mapping[str, str]]) ->
     groups: dict[GroupKey, list[CaseEnergy]] = {}
     for c in cases:
         groups.setdefault(c.group, []).append(c)
+    case_rows = list(case_rows)
+    accelerators = sorted({r.get("simulated_accelerator") or "" for r in case_rows} - {""})
     return Headline(
         groups=tuple(_group_headline(g, members, vs) for g, members in groups.items()),
         estimate_error=estimate_error_summary(case_rows),
         source=combine_sources(c.source for c in cases) if cases else "",
+        simulated_error=estimate_error_summary(case_rows, "simulated_error_pct"),
+        simulated_vs_estimate=estimate_error_summary(case_rows, "simulated_vs_estimate_pct"),
+        simulated_accelerator=", ".join(accelerators),
     )

@@ -234,7 +234,9 @@ def case_row_of(
     cache_root = ctx.cache.root if ctx.cache is not None else None
     simulate = ctx.suite.settings.simulate
     row.update(
-        simulation_columns(simulate, prepared.model, inputs, row, cache_root, ctx.progress.phase)
+        simulation_columns(
+            simulate, case.mode, prepared.model, inputs, row, cache_root, ctx.progress.phase
+        )
     )
     return row
 

@@ -19,6 +19,7 @@ def _one_sample(inputs: Any) -> Any:
 
 def simulation_columns(
     accelerators: tuple[str, ...],
+    mode: str,
     model: Any,
     inputs: Any,
     row: Mapping[str, Any],
@@ -27,9 +28,12 @@ def simulation_columns(
 ) -> dict[str, Any]:
     """The simulated columns of a case's `row` (none without `accelerators`): `model` on
     the first accelerator, one sample of `inputs`, layers cached under `cache_root`;
-    `phase` hears the progress."""
+    `phase` hears the progress. Only inference is simulated (a forward pass)."""
     if not accelerators:
         return {}
+    if mode != "inference":
+        note = f"not simulated: {mode} (the simulator runs inference, a forward pass)"
+        return simulated_columns({"simulated_note": note}, row)
     from harness.simulate.cache import LayerCache
     from harness.simulate.model import simulate_model
 

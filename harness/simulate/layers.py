@@ -6,7 +6,8 @@ layers). A Conv2d's padding is added to the input map (SCALE-Sim has no padding)
 `groups` are simulated as one group's convolution repeated `groups` times (a depthwise
 layer is `channels` single-channel, single-filter convolutions: SCALE-Sim's "DP" layers,
 without its name-based switch). A dilated kernel is simulated as its dilated extent. A
-Linear layer is a GEMM: M = the rows of its input, K = in_features, N = out_features.
+Linear layer (dynamic int8 too) is a GEMM: M = the rows of its input, K = in_features,
+N = out_features.
 A weight in which every group of 4 along the input holds at most 2 nonzeros (and about
 half are nonzero) is marked 2:4 and simulated through SCALE-Sim's N:M support. Other
 layers (pooling, normalisation, activations, flatten...) are counted analytically:
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from harness.estimate.accounting import effective_weights
+from harness.estimate.accounting import effective_weights, is_packed_quantized
 
 SIMULATED = (nn.Conv2d, nn.Linear)
 
@@ -131,6 +132,8 @@ def _is_two_four(weight: torch.Tensor) -> bool:
 
 
 def _dense_weight(module: nn.Module) -> torch.Tensor:
+    if is_packed_quantized(module):  # dynamic int8: weight() unpacks it
+        return module.weight().dequantize()
     weight = module.weight.detach()
     if type(weight) not in (torch.Tensor, nn.Parameter) and hasattr(weight, "to_dense"):
         weight = weight.to_dense()
@@ -159,9 +162,9 @@ def _conv(name: str, module: nn.Conv2d, x: torch.Tensor, out: torch.Tensor, dens
     return MappedLayer(name, kind + tag, shape, g, density)
 
 
-def _linear(name: str, module: nn.Linear, x: torch.Tensor, density: float) -> MappedLayer:
+def _linear(name: str, module: nn.Module, x: torch.Tensor, density: float) -> MappedLayer:
     rows = max(1, x.numel() // x.shape[-1])
-    k, n_out = module.in_features, module.out_features
+    k, n_out = module.in_features, module.out_features  # also a dynamic-int8 Linear's
     n, m, tag = _sparsity(module)
     shape = LayerShape(rows, k, 1, k, 1, n_out, 1, 1, n, m)
     return MappedLayer(name, "linear" + tag, shape, 1, density)
@@ -188,10 +191,12 @@ def map_model(
     def hook(name: str):
         def record(module: nn.Module, args: tuple, out: object) -> None:
             x = args[0] if args else None
-            density = densities.get(f"{name}.weight", 1.0)
+            density = densities.get(f"{name}.weight" if name else "weight", 1.0)
             if isinstance(module, nn.Conv2d) and isinstance(x, torch.Tensor):
                 mapped.append(_conv(name, module, x, out, density))
-            elif isinstance(module, nn.Linear) and isinstance(x, torch.Tensor):
+            elif (isinstance(module, nn.Linear) or is_packed_quantized(module)) and isinstance(
+                x, torch.Tensor
+            ):
                 mapped.append(_linear(name, module, x, density))
             else:
                 kind = type(module).__name__
