@@ -15,7 +15,7 @@ from harness.commands.common import json_safe, user_errors
 from harness.commands.estimate import InputShapeOption, SeedOption, _input_shape, _parse_params
 from harness.errors import EnergyHarnessError
 from harness.report.format import fmt_si
-from harness.simulate.accelerators import builtin_accelerators
+from harness.simulate.accelerators import builtin_accelerators, load_accelerator
 
 console = Console(emoji=False)
 err_console = Console(stderr=True, emoji=False)
@@ -97,6 +97,7 @@ def simulate_command(
     if not timeout_s > 0:
         raise EnergyHarnessError(f"--timeout-s must be positive, got {timeout_s}")
     shape = _input_shape(input_shape)
+    acc = load_accelerator(accelerator)  # a bad name fails before the model is built
     from harness.prepare.untrained import untrained_variant
     from harness.simulate._runner import Limits
     from harness.simulate.cache import LayerCache
@@ -113,7 +114,7 @@ def simulate_command(
     sim = simulate_model(
         net,
         example[:1],
-        accelerator,
+        acc,
         cache=LayerCache(cache_dir),
         limits=Limits(timeout_s=timeout_s),
         progress=progress,
