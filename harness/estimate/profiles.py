@@ -188,20 +188,21 @@ def check_number(origin: str, where: str, key: str, value: object, *, positive: 
     return float(value)
 
 
-def _entry(
-    origin: str, where: str, table: object, value_key: str, rate_key: str | None
-) -> tuple[float, str, float | None]:
-    """(value, source, rate) of one [section.name] table, validated."""
+def check_sourced_table(
+    origin: str, where: str, table: object, required: tuple[str, ...], optional: tuple[str, ...]
+) -> str:
+    """The source of a [where] table of values and their `source`, after checking that it is
+    a table with every `required` key, no key but those and `optional`, and a source."""
     if not isinstance(table, dict):
         raise EnergyHarnessError(f"{origin}: [{where}] must be a table")
-    allowed = {value_key, "source"} | ({rate_key} if rate_key else set())
+    allowed = {*required, *optional, "source"}
     unknown = sorted(set(table) - allowed)
     if unknown:
         raise EnergyHarnessError(
             f"{origin}: unknown key {unknown[0]!r} in [{where}]; "
             f"allowed: {', '.join(sorted(allowed))}"
         )
-    for key in (value_key, "source"):
+    for key in (*required, "source"):
         if key not in table:
             raise EnergyHarnessError(
                 f"{origin}: [{where}] lacks {key!r}; every value needs a number and a source"
@@ -209,6 +210,15 @@ def _entry(
     source = table["source"]
     if not isinstance(source, str) or not source.strip():
         raise EnergyHarnessError(f"{origin}: [{where}] source must be a non-empty string")
+    return source
+
+
+def _entry(
+    origin: str, where: str, table: object, value_key: str, rate_key: str | None
+) -> tuple[float, str, float | None]:
+    """(value, source, rate) of one [section.name] table, validated."""
+    optional = (rate_key,) if rate_key else ()
+    source = check_sourced_table(origin, where, table, (value_key,), optional)
     value = check_number(origin, where, value_key, table[value_key], positive=False)
     rate = table.get(rate_key) if rate_key else None
     if rate is not None:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import EnergyHarnessError
-from harness.estimate.profiles import check_number, read_toml
+from harness.estimate.profiles import check_number, check_sourced_table, read_toml
 
 BUILTIN_DIR = Path(__file__).with_name("accelerators")
 DATAFLOWS = ("os", "ws", "is")
@@ -106,21 +106,9 @@ def _table(origin: str, data: dict[str, Any], where: str) -> dict[str, Any]:
     table: Any = data
     for part in where.split("."):
         table = table.get(part) if isinstance(table, dict) else None
-    if not isinstance(table, dict):
+    if table is None:
         raise EnergyHarnessError(f"{origin}: missing [{where}] table")
-    allowed = (*_TABLES[where], "source")
-    for key in allowed:
-        if key not in table:
-            raise EnergyHarnessError(
-                f"{origin}: [{where}] lacks {key!r}; every value needs a number and a source"
-            )
-    unknown = sorted(set(table) - set(allowed))
-    if unknown:
-        raise EnergyHarnessError(
-            f"{origin}: unknown key {unknown[0]!r} in [{where}]; allowed: {', '.join(allowed)}"
-        )
-    if not isinstance(table["source"], str) or not table["source"].strip():
-        raise EnergyHarnessError(f"{origin}: [{where}] source must be a non-empty string")
+    check_sourced_table(origin, where, table, _TABLES[where], ())
     return table
 
 
