@@ -47,5 +47,6 @@ def simulation_columns(
         sim = simulate_model(model, _one_sample(inputs), name, cache=cache, progress=progress)
         figures = sim.case_columns()
     except Exception as exc:  # noqa: BLE001 - the measured case is kept, the reason written
-        figures = {"simulated_accelerator": name, "simulated_note": f"failed: {error_text(exc)}"}
+        reason = " ".join(error_text(exc).split())  # one line in the CSV
+        figures = {"simulated_accelerator": name, "simulated_note": f"failed: {reason}"}
     return simulated_columns(figures, row)
