@@ -62,6 +62,10 @@ def _print_simulation(d: dict, title: str) -> None:
         _line(f"note: {note}")
 
 
+def _progress(done: int, todo: int) -> None:
+    err_console.print(f"simulated {done}/{todo} layer shapes", highlight=False)
+
+
 @user_errors
 def simulate_command(
     model: Annotated[
@@ -107,18 +111,9 @@ def simulate_command(
         model, variant, 1, _parse_params(param), seed=seed, input_shape=shape
     )
 
-    def progress(done: int, todo: int) -> None:
-        if not as_json:
-            err_console.print(f"simulated {done}/{todo} layer shapes", highlight=False)
-
-    sim = simulate_model(
-        net,
-        example[:1],
-        acc,
-        cache=LayerCache(cache_dir),
-        limits=Limits(timeout_s=timeout_s),
-        progress=progress,
-    )
+    cache, limits = LayerCache(cache_dir), Limits(timeout_s=timeout_s)
+    progress = None if as_json else _progress
+    sim = simulate_model(net, example[:1], acc, cache=cache, limits=limits, progress=progress)
     report = {"model": model, "variant": variant, "seed": seed, **sim.to_dict()}
     report["notes"] = [*notes, *report["notes"]]
     if as_json:

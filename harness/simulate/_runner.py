@@ -41,7 +41,8 @@ def _limit_memory(memory_bytes: int) -> Callable[[], None]:
 
 
 def _read_new(out_path: Path, seen: int, on_result: Callable[[list[int], dict], None]) -> int:
-    lines = out_path.read_text(encoding="utf-8").splitlines() if out_path.exists() else []
+    text = out_path.read_text(encoding="utf-8") if out_path.exists() else ""
+    lines = text.split("\n")[:-1]  # whole lines only: the last may be being written
     for line in lines[seen:]:
         record = json.loads(line)
         on_result(record["layer"], record["result"])

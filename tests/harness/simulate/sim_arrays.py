@@ -1,5 +1,5 @@
 """A small accelerator for fast simulations: the edge profile's file with a 16 x 16
-array (and, where asked, another dataflow or bandwidth), written to tmp_path."""
+array (and, where asked, another dataflow or bandwidth), written to a folder."""
 
 from __future__ import annotations
 

@@ -22,6 +22,11 @@ from harness.simulate.model import simulate_model
 pytest.importorskip("scalesim")
 
 
+@pytest.fixture
+def small_array(tmp_path):
+    return small_accelerator(tmp_path)  # 16 x 16, output-stationary, 64 words per cycle
+
+
 def _simulate(tmp_path, model, sample, acc, calls=None):
     def progress(done: int, todo: int) -> None:
         if calls is not None:
