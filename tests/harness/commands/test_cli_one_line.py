@@ -53,10 +53,6 @@ def one_line(result: subprocess.CompletedProcess) -> str:
             'estimate_profile = "PROFILE"',
             "suite.estimate_profile: profile PROFILE is not UTF-8 text (byte 0: invalid start",
         ),
-        (
-            'simulate = ["tpu-v9"]',
-            "suite.simulate: unknown accelerator 'tpu-v9'; built-in accelerators: ",
-        ),
         ("seed = 99999999999999999999", "suite.seed: a seed from 0 to 9223372036854775807, got"),
         ("min_window_s = 1e300", "suite.min_window_s: must be at most 3600 s, got 1e+300"),
         (
