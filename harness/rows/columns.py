@@ -28,6 +28,22 @@ ACCURACY_VS_DENSE_COLUMNS = (
     "accuracy_vs_dense_beyond_noise",
     "accuracy_reference",  # what the accuracy is compared with (training epochs)
 )
+# what making the model cost (harness.rows.preparation), and after how many inferences a
+# variant repays it (harness.rows.break_even)
+PREPARE_COLUMNS = (
+    "prepare_energy_j",  # its own step: training for dense; prune/quantise + fine-tune
+    "prepare_duration_s",
+    "prepare_energy_source",  # counter, model, counter+model
+    "prepare_energy_origin",  # run (measured in this run) or cache (stored with the model)
+    "prepare_total_energy_j",  # a variant's own step plus the dense training it reused
+    "prepare_total_energy_source",
+)
+BREAK_EVEN_COLUMNS = (
+    "break_even_inferences",  # a number of inferences, or `never`
+    "break_even_inferences_ci95_low",
+    "break_even_inferences_ci95_high",
+    "break_even_note",  # why never or unknown
+)
 FLOP_DTYPES = ("fp64", "fp32", "fp16", "bf16", "int32", "int8")
 
 
@@ -86,6 +102,8 @@ NON_NEGATIVE_ENERGY_COLUMNS = (
     "energy_j_per_sample_ci95_high",
     "estimated_energy_j",
     "peer_energy_j_per_sample",
+    "prepare_energy_j",
+    "prepare_total_energy_j",
 )
 
 CASE_COLUMNS = [
@@ -165,4 +183,6 @@ CASE_COLUMNS = [
     "accuracy_ci95_high",
     *ACCURACY_VS_DENSE_COLUMNS,
     "model_options",  # the suite's arguments for the model's factory, as given
+    *PREPARE_COLUMNS,
+    *BREAK_EVEN_COLUMNS,
 ]
