@@ -217,7 +217,7 @@ def prepare_model(
     """
     config = train_config or TrainConfig()
     key_fields = _recipe(model_name, data, variant, params, config, seed, model_options)
-    resolved, model_kwargs = key_fields["params"], key_fields["model_kwargs"]
+    model_kwargs = key_fields["model_kwargs"]
     device = torch.device(device)
     check_supported(variant, device)
     key = cache_key(key_fields)
@@ -257,23 +257,7 @@ def prepare_model(
         meter=meter,
     )
     say(f"compressing {model_name} to {variant}")
-    compressed, energy = measure_step(
-        meter,
-        f"prepare {key}",
-        "compress",
-        lambda: compress_model(
-            dense.model,
-            variant,
-            resolved,
-            data,
-            train_config=config,
-            seed=seed,
-            device=device,
-            on_epoch=on_epoch,
-        ),
-    )
-    trained = [step for step in dense.steps if not step.startswith("evaluate")]
-    compressed.steps = [*trained, *compressed.steps]
+    compressed, energy = _compress_step(dense, key_fields, data, config, on_epoch, meter, key)
     return _evaluate_and_cache(
         compressed,
         dense.report.total_params,
@@ -284,6 +268,37 @@ def prepare_model(
         device,
         (energy, dense.preparation),
     )
+
+
+def _compress_step(
+    dense: PreparedModel,
+    key_fields: dict[str, Any],
+    data: DatasetSplits,
+    config: TrainConfig,
+    on_epoch: EpochDone | None,
+    meter: EnergyMeter | None,
+    key: str,
+) -> tuple[Compressed, PrepareEnergy | None]:
+    """Steps 2-4 on the trained dense model, in a window of `meter`; the steps that made
+    it are dense's, then its own."""
+    compressed, energy = measure_step(
+        meter,
+        f"prepare {key}",
+        "compress",
+        lambda: compress_model(
+            dense.model,
+            key_fields["variant"],
+            key_fields["params"],
+            data,
+            train_config=config,
+            seed=key_fields["seed"],
+            device=dense.device,
+            on_epoch=on_epoch,
+        ),
+    )
+    trained = [step for step in dense.steps if not step.startswith("evaluate")]
+    compressed.steps = [*trained, *compressed.steps]
+    return compressed, energy
 
 
 def training_plan(

@@ -33,26 +33,21 @@ def test_each_step_is_power_times_its_time_and_a_cached_model_keeps_it(
     tree = fake_powercap([FakeZone("intel-rapl:0", "package-0", PACKAGE_W)])
     cache = ModelCache(tmp_path / "cache")
     params = {"sparsity": 0.5, "fine_tune_epochs": 1}
+    config = TrainConfig(epochs=1)
     with EnergyMeter([RaplProbe(ProbeOptions(powercap_root=tree.root))]) as meter:
-        first = prepare_model(
-            "lenet5",
-            small_digits,
-            "magnitude",
-            params,
-            train_config=TrainConfig(epochs=1),
-            cache=cache,
-            meter=meter,
+        first, again = (
+            prepare_model(
+                "lenet5",
+                small_digits,
+                "magnitude",
+                params,
+                train_config=config,
+                cache=cache,
+                meter=meter,
+            )
+            for _ in range(2)
         )
         assert meter.measurements == []  # the run's list keeps the case windows only
-        again = prepare_model(
-            "lenet5",
-            small_digits,
-            "magnitude",
-            params,
-            train_config=TrainConfig(epochs=1),
-            cache=cache,
-            meter=meter,
-        )
     own, dense = first.preparation, first.dense_preparation
     assert own is not None and dense is not None
     assert (own.step, dense.step, own.source, own.origin) == ("compress", "train", "counter", "run")
