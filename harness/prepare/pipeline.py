@@ -6,6 +6,10 @@
 4. fine-tune with the masks kept,
 5. evaluate test accuracy (energy is measured later, by the runner).
 
+Given a meter, step 1 (dense) and steps 2-4 (a variant) each run in a window of it
+(`harness.prepare.energy`); the figure is kept in the cache entry, and a variant's entry
+keeps the figure of the dense training it was made from as well.
+
 Sparsity is reported over the prunable weights.
 """
 
@@ -22,8 +26,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from harness.measure.meter import EnergyMeter
 from harness.prepare.cache import ModelCache, cache_key
 from harness.prepare.compress import Compressed, compress_model
+from harness.prepare.energy import PrepareEnergy, measure_step
 from harness.prepare.hardware import check_supported, to_semi_structured
 from harness.prepare.sparsity import SparsityReport, sparsity_report
 from harness.prepare.training import EpochDone, evaluate, seed_everything, train
@@ -52,6 +58,8 @@ class PreparedModel:
     cache_key: str
     cache_path: Path | None = None
     from_cache: bool = False
+    preparation: PrepareEnergy | None = None  # its own step(s), None when not measured
+    dense_preparation: PrepareEnergy | None = None  # a variant: the dense training it reused
 
     @property
     def accuracy_drop(self) -> float:
@@ -145,15 +153,20 @@ def _evaluate_and_cache(
     data: DatasetSplits,
     cache: ModelCache | None,
     device: torch.device,
+    energy: tuple[PrepareEnergy | None, PrepareEnergy | None] = (None, None),
 ) -> PreparedModel:
-    """Step 5 (test accuracy), then the prepared model into the cache."""
+    """Step 5 (test accuracy), then the prepared model into the cache, with `energy`:
+    the figures of its own preparation and (a variant) of the dense training it reused."""
     report = sparsity_report(compressed.model, reference_params)
+    own, dense = energy
     meta: dict[str, Any] = {
         "steps": [*compressed.steps, "evaluate: test accuracy"],
         "prepared_on": str(compressed.run_device),  # for the record: a hit may run elsewhere
         "input_dtype": str(compressed.input_dtype).removeprefix("torch."),
         "sparse_layers": compressed.sparse_layers,
         "report": dataclasses.asdict(report),
+        **({"prepare_energy": own.to_meta()} if own is not None else {}),
+        **({"dense_prepare_energy": dense.to_meta()} if dense is not None else {}),
     }
     # 2:4 conversion changes the model in place: cache the masked half-precision weights
     to_cache = copy.deepcopy(compressed.model) if compressed.sparse_layers else compressed.model
@@ -173,7 +186,9 @@ def _evaluate_and_cache(
             key_fields=key_fields,
             meta=meta,
         )
-    return _prepared(model, meta, key_fields, key, path, False, device)
+    prepared = _prepared(model, meta, key_fields, key, path, False, device)
+    prepared.preparation, prepared.dense_preparation = own, dense  # dense's: its own origin
+    return prepared
 
 
 def prepare_model(
@@ -189,6 +204,7 @@ def prepare_model(
     log: Callable[[str], None] | None = None,
     on_epoch: EpochDone | None = None,
     model_options: Mapping[str, Any] | None = None,
+    meter: EnergyMeter | None = None,
 ) -> PreparedModel:
     """Train, compress and evaluate a model, or read it from `cache` (None: no cache).
 
@@ -196,11 +212,12 @@ def prepare_model(
     same model, data, training settings and seed. `log` hears what is being done
     (training, compressing); `on_epoch(epoch, mean_loss)` after every epoch of training
     or fine-tuning. `model_options` are the suite's arguments for the model's factory.
+    `meter`: each step that runs is measured in a window of it (`PreparedModel.preparation`).
     Raises VariantUnsupported before any training if the variant cannot run on `device`.
     """
     config = train_config or TrainConfig()
     key_fields = _recipe(model_name, data, variant, params, config, seed, model_options)
-    resolved, model_kwargs = key_fields["params"], key_fields["model_kwargs"]
+    model_kwargs = key_fields["model_kwargs"]
     device = torch.device(device)
     check_supported(variant, device)
     key = cache_key(key_fields)
@@ -216,10 +233,15 @@ def prepare_model(
             stacklevel=2,
         )
     if variant == DENSE:
-        compressed = _train_dense(key_fields, data, config, device, say, on_epoch)
+        compressed, energy = measure_step(
+            meter,
+            f"prepare {key}",
+            "train",
+            lambda: _train_dense(key_fields, data, config, device, say, on_epoch),
+        )
         reference_params = sparsity_report(compressed.model).total_params
         return _evaluate_and_cache(
-            compressed, reference_params, None, key_fields, data, cache, device
+            compressed, reference_params, None, key_fields, data, cache, device, (energy, None)
         )
     dense = prepare_model(
         model_name,
@@ -232,23 +254,51 @@ def prepare_model(
         log=log,
         on_epoch=on_epoch,
         model_options=model_options,
+        meter=meter,
     )
     say(f"compressing {model_name} to {variant}")
-    compressed = compress_model(
-        dense.model,
-        variant,
-        resolved,
+    compressed, energy = _compress_step(dense, key_fields, data, config, on_epoch, meter, key)
+    return _evaluate_and_cache(
+        compressed,
+        dense.report.total_params,
+        dense.accuracy,
+        key_fields,
         data,
-        train_config=config,
-        seed=seed,
-        device=device,
-        on_epoch=on_epoch,
+        cache,
+        device,
+        (energy, dense.preparation),
+    )
+
+
+def _compress_step(
+    dense: PreparedModel,
+    key_fields: dict[str, Any],
+    data: DatasetSplits,
+    config: TrainConfig,
+    on_epoch: EpochDone | None,
+    meter: EnergyMeter | None,
+    key: str,
+) -> tuple[Compressed, PrepareEnergy | None]:
+    """Steps 2-4 on the trained dense model, in a window of `meter`; the steps that made
+    it are dense's, then its own."""
+    compressed, energy = measure_step(
+        meter,
+        f"prepare {key}",
+        "compress",
+        lambda: compress_model(
+            dense.model,
+            key_fields["variant"],
+            key_fields["params"],
+            data,
+            train_config=config,
+            seed=key_fields["seed"],
+            device=dense.device,
+            on_epoch=on_epoch,
+        ),
     )
     trained = [step for step in dense.steps if not step.startswith("evaluate")]
     compressed.steps = [*trained, *compressed.steps]
-    return _evaluate_and_cache(
-        compressed, dense.report.total_params, dense.accuracy, key_fields, data, cache, device
-    )
+    return compressed, energy
 
 
 def training_plan(
@@ -329,4 +379,6 @@ def _prepared(
         cache_key=key,
         cache_path=path,
         from_cache=from_cache,
+        preparation=PrepareEnergy.from_meta(meta.get("prepare_energy"), from_cache),
+        dense_preparation=PrepareEnergy.from_meta(meta.get("dense_prepare_energy"), True),
     )

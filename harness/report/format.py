@@ -7,6 +7,10 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from harness.measure.sources import source_label
+from harness.prepare.energy import ORIGIN_CACHE
+from harness.rows.break_even import NEVER, BreakEven
+from harness.rows.preparation import Preparation
 from harness.spec.case import CASE_ID_PARTS, split_case_id
 
 _PREFIXES = (
@@ -122,6 +126,37 @@ def co2_line(energy_j: float, carbon: Any) -> str:
 def fmt_pp(points: float | None) -> str:
     """Percentage points with a sign: `+0.83 pp`; '–' when unknown."""
     return f"{points:+.2f} pp" if _finite(points) else MISSING
+
+
+def fmt_count(value: float, unit: str = "inferences") -> str:
+    """`60 k inferences`: a count with an SI prefix; '–' when unknown."""
+    return MISSING if not _finite(value) else f"{fmt_si(value, '').strip()} {unit}"
+
+
+def fmt_preparation(prep: Preparation | None, total: bool = False) -> str:
+    """`31.2 J measured, this run` or `... from the cache` (the figure stored with the
+    model when it was prepared); with `total`, the whole account (dense training
+    included); '–' when not measured."""
+    if prep is None or not prep.known:
+        return MISSING
+    energy, source = (
+        (prep.total_energy_j, prep.total_source) if total else (prep.energy_j, prep.source)
+    )
+    where = "from the cache" if prep.origin == ORIGIN_CACHE else "this run"
+    return f"{fmt_si(energy, 'J')} {source_label(source)}, {where}"
+
+
+def fmt_break_even(be: BreakEven | None) -> str:
+    """`after 60 k inferences [50 k, 75 k]`, `never (saves nothing beyond noise)`, or '–'
+    with why."""
+    if be is None:
+        return MISSING
+    if be.never:
+        return f"{NEVER} ({be.note})"
+    if not _finite(be.inferences):
+        return f"{MISSING} ({be.note})" if be.note else MISSING
+    low, high = (fmt_si(v, "").strip() for v in (be.ci95_low, be.ci95_high))
+    return f"after {fmt_count(be.inferences)} [{low}, {high}]"
 
 
 def short_variant(label: str) -> str:

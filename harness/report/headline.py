@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from harness.measure.sources import is_modelled, source_label
-from harness.report.format import fmt_change, short_variant
+from harness.report.format import fmt_break_even, fmt_change, fmt_preparation, short_variant
 from harness.rows.case_energy import group_fields
 from harness.rows.headline import EstimateErrorSummary, GroupHeadline, Headline
 from harness.spec.case import GroupKey
@@ -47,8 +47,22 @@ def group_answer(g: GroupHeadline) -> str:
     )
     return (
         f"{lead}: energy per sample {change} ({source_label(v.source)}), {v.noise_words}"
-        f"{floor}; test accuracy {v.accuracy_words}"
+        f"{floor}; test accuracy {v.accuracy_words}{account_words(g)}"
     )
+
+
+def account_words(g: GroupHeadline) -> str:
+    """`; made in 3.1 J measured, this run (with dense's training: 45 J ...); break-even
+    after 60 k inferences [50 k, 75 k]`: the best variant's whole account; "" when its
+    preparation was not measured and it has no break-even."""
+    prep, be = g.preparation, g.break_even
+    parts = []
+    if prep is not None and prep.known:
+        whole = fmt_preparation(prep, total=True)
+        parts.append(f"made in {fmt_preparation(prep)} (with dense's training: {whole})")
+    if be is not None:
+        parts.append(f"break-even vs dense {fmt_break_even(be)}")
+    return "".join(f"; {p}" for p in parts)
 
 
 def estimate_answer(h: Headline) -> str:

@@ -24,7 +24,16 @@ from typing import Any
 from harness.estimate.error import ESTIMATE_ERROR_DEFINITION
 from harness.measure.sources import source_label
 from harness.report.environment import environment_context, load_environment
-from harness.report.format import MISSING, fmt_change, fmt_interval, fmt_number, fmt_pp, fmt_si
+from harness.report.format import (
+    MISSING,
+    fmt_break_even,
+    fmt_change,
+    fmt_interval,
+    fmt_number,
+    fmt_pp,
+    fmt_preparation,
+    fmt_si,
+)
 from harness.report.headline import group_title, headline_items
 from harness.report.plots import (
     plot_domains,
@@ -129,7 +138,22 @@ def _row(c: CaseView, like: float, shared_source: bool) -> dict[str, Any]:
         "simulated": fmt_si(c.simulated_j_per_sample, "J"),
         "simulated_note": _simulated_note(c),
         "co2": fmt_si(c.co2_g_per_1000_samples, "g"),
+        **_account_cells(c),
     }
+
+
+def _account_cells(c: CaseView) -> dict[str, str]:
+    """What making the model cost (with dense's training, for a variant) and, for an
+    inference variant, its break-even vs dense."""
+    prep = c.preparation
+    note = ""
+    if prep is not None and prep.known and c.variant != "dense":
+        note = f"with dense's training: {fmt_preparation(prep, total=True)}"
+    if c.break_even is not None:
+        note = "; ".join(n for n in (note, f"break-even {fmt_break_even(c.break_even)}") if n)
+    if c.vs_dense is not None and c.vs_dense.is_control:
+        note = "dense's model, measured again"
+    return {"prepare": fmt_preparation(prep), "prepare_note": note}
 
 
 _DENSE_HW, _SPARSE = list(ESTIMATE_COLUMNS)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +27,31 @@ from harness.report.environment import load_environment
 from harness.report.format import (
     MISSING,
     co2_line,
+    fmt_break_even,
     fmt_change,
     fmt_interval,
+    fmt_preparation,
     fmt_si,
     short_variant,
 )
 from harness.report.headline import group_title, headline_items
+from harness.rows.break_even import BreakEven, run_break_evens
 from harness.rows.carbon import CarbonSettings
 from harness.rows.case_energy import case_energies
 from harness.rows.csvfile import parse_float, read_rows
 from harness.rows.headline import run_headline
+from harness.rows.preparation import preparation_of
 from harness.rows.repetitions import load_run_repetitions
 from harness.rows.stability import stability_warning
 from harness.rows.vs_dense import VsDense, vs_dense_all
 from harness.spec.case import GroupKey, group_key
 
+ACCOUNT_LEGEND = (
+    "the whole account: what making each model cost (its own step: training for dense; "
+    "pruning or quantising and fine-tuning for a variant, made from the trained dense "
+    "model), and for inference variants the break-even: the inferences after which the "
+    "energy saved per inference vs dense repays that step, with its 95 % interval"
+)
 STATUS_STYLE = {"ok": "", "skipped": "dim", "failed": "bold red"}
 
 
@@ -51,6 +61,7 @@ class RunCases:
 
     groups: dict[GroupKey, list[dict[str, str]]]
     vs_dense: Mapping[str, VsDense]
+    break_evens: Mapping[str, BreakEven] = field(default_factory=dict)
 
 
 def run_cases(run_dir: Path) -> RunCases:
@@ -64,7 +75,9 @@ def run_cases(run_dir: Path) -> RunCases:
     groups: dict[GroupKey, list[dict[str, str]]] = {}
     for row in rows:
         groups.setdefault(group_key(row), []).append(row)
-    return RunCases(groups, vs_dense_all(case_energies(rows, reps)))
+    energies = case_energies(rows, reps)
+    vs = vs_dense_all(energies)
+    return RunCases(groups, vs, run_break_evens(rows, energies, vs))
 
 
 def _energy_header(rows: list[dict[str, str]]) -> tuple[str, bool]:
@@ -267,6 +280,27 @@ def not_judged_lines(cases: RunCases) -> list[str]:
     return lines
 
 
+def account_lines(cases: RunCases) -> list[str]:
+    """`CASE: made in 3.1 J measured, this run (with dense's training: 45 J ...); break-even
+    vs dense after 60 k inferences [50 k, 75 k]`: one per finished case but the A/A
+    control, what making its model cost and (inference variants) when it repays it."""
+    lines = []
+    for rows in cases.groups.values():
+        for row in rows:
+            v = cases.vs_dense.get(row.get("case_id") or "")
+            if row.get("status") != "ok" or (v is not None and v.is_control):
+                continue
+            prep = preparation_of(row)
+            text = f"made in {fmt_preparation(prep)}"
+            if prep.known and row.get("variant") != "dense":
+                text += f" (with dense's training: {fmt_preparation(prep, total=True)})"
+            be = cases.break_evens.get(row.get("case_id") or "")
+            if be is not None:
+                text += f"; break-even vs dense {fmt_break_even(be)}"
+            lines.append(f"{row.get('case_id', '?')}: {text}")
+    return lines
+
+
 def stability_warnings(run_dir: Path) -> list[str]:
     """One line per unstable case of the run: what was wrong and what to do."""
     warnings = (stability_warning(row) for row in read_rows(Path(run_dir) / "cases.csv"))
@@ -291,6 +325,11 @@ def print_run_summary(run_dir: Path, console: Console) -> None:
     if co2 is not None:
         line(co2)
     line("est. err %: " + ESTIMATE_ERROR_DEFINITION)
+    account = account_lines(cases)
+    if account:
+        line(ACCOUNT_LEGEND)
+        for text in account:
+            line(text, 2)
     lines = peer_lines(cases) + reason_lines(cases) + not_judged_lines(cases)
     for text in lines + stability_warnings(run_dir):
         line(text)

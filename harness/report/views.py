@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from harness.estimate.error import estimate_error_pct
 from harness.measure.sources import combine_sources, is_modelled
 from harness.report.format import short_variant
+from harness.rows.break_even import BreakEven, run_break_evens
 from harness.rows.case_energy import case_energies
 from harness.rows.csvfile import parse_float
+from harness.rows.preparation import Preparation, preparation_of
 from harness.rows.repetitions import CaseRepetitions
 from harness.rows.stability import unstable_reason_of
 from harness.rows.stats import summarize
@@ -65,6 +67,8 @@ class CaseView:
     repetitions: CaseRepetitions | None = None
     unstable_reason: str = ""  # why cases.csv marks the figure unstable ("" when stable)
     vs_dense: VsDense | None = None  # against the dense case of its group
+    preparation: Preparation | None = None  # what making its model cost (cases.csv)
+    break_even: BreakEven | None = None  # an inference variant's (harness.rows.break_even)
     started_utc: str = ""  # when the case began and ended (cases.csv), for the timeline
     finished_utc: str = ""
 
@@ -135,11 +139,14 @@ def build_cases(
             repetitions=rep,
         )
         views.append(view)
-    vs = vs_dense_all(case_energies(case_rows, reps))
+    energies = case_energies(case_rows, reps)
+    vs = vs_dense_all(energies)
+    break_evens = run_break_evens(case_rows, energies, vs)
     for view in views:
         rep = reps.get(view.case_id)
         _fill_measured(view, rep.recorded_sources if rep else set())
         view.vs_dense = vs.get(view.case_id)
+        view.break_even = break_evens.get(view.case_id)
     return views
 
 
@@ -169,6 +176,7 @@ def _view_from_case_row(index: int, row: dict[str, str], rep: CaseRepetitions | 
         simulated_vs_estimate_pct=parse_float(row.get("simulated_vs_estimate_pct")),
         repetitions=rep,
         unstable_reason=unstable_reason_of(row),
+        preparation=preparation_of(row),
     )
     n = parse_float(row.get("n"))
     view.n = int(n) if math.isfinite(n) else 0

@@ -19,6 +19,7 @@ from harness.rows.carbon import CarbonSettings
 from harness.rows.case_energy import CaseEnergy
 from harness.rows.columns import estimate_prefix
 from harness.rows.measurements import RepetitionTotal
+from harness.rows.preparation import preparation_columns
 from harness.rows.stability import StabilityLimits, unstable_reason
 from harness.rows.stats import (
     ALPHA,
@@ -222,6 +223,7 @@ def measured_case_row(
             "windows_disturbed": fig.disturbed,
             "processes": fig.processes,
             **(accuracy.columns() if accuracy is not None else {}),
+            **preparation_columns(prepared),
             **(extra or {}),
         }
     )

@@ -41,6 +41,22 @@ SIMULATED_COLUMNS = (
     "simulated_vs_estimate_pct",  # simulated vs the dense-hw estimate, the same way
     "simulated_note",  # what was simulated, what was not; or why it failed
 )
+# what making the model cost (harness.rows.preparation), and after how many inferences a
+# variant repays it (harness.rows.break_even)
+PREPARE_COLUMNS = (
+    "prepare_energy_j",  # its own step: training for dense; prune/quantise + fine-tune
+    "prepare_duration_s",
+    "prepare_energy_source",  # counter, model, counter+model
+    "prepare_energy_origin",  # run (measured in this run) or cache (stored with the model)
+    "prepare_total_energy_j",  # a variant's own step plus the dense training it reused
+    "prepare_total_energy_source",
+)
+BREAK_EVEN_COLUMNS = (
+    "break_even_inferences",  # a number of inferences, or `never`
+    "break_even_inferences_ci95_low",
+    "break_even_inferences_ci95_high",
+    "break_even_note",  # why never or unknown
+)
 FLOP_DTYPES = ("fp64", "fp32", "fp16", "bf16", "int32", "int8")
 
 
@@ -101,6 +117,8 @@ NON_NEGATIVE_ENERGY_COLUMNS = (
     "peer_energy_j_per_sample",
     "simulated_energy_j_per_sample",
     "simulated_sparse_ideal_energy_j_per_sample",
+    "prepare_energy_j",
+    "prepare_total_energy_j",
 )
 
 CASE_COLUMNS = [
@@ -181,4 +199,6 @@ CASE_COLUMNS = [
     *ACCURACY_VS_DENSE_COLUMNS,
     "model_options",  # the suite's arguments for the model's factory, as given
     *SIMULATED_COLUMNS,
+    *PREPARE_COLUMNS,
+    *BREAK_EVEN_COLUMNS,
 ]

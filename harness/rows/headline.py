@@ -9,7 +9,8 @@ counts its mean as both bounds. Cases without an accuracy are not on the front.
 The best variant of a group is, among the non-dense cases on its front, the one that
 saves the most energy vs dense beyond noise (`harness.rows.vs_dense`); when none on the
 front does, the one with the lowest energy ratio, with why it is not beyond noise
-(within noise, or a case unstable).
+(within noise, or a case unstable). With it, its preparation energy and its break-even
+(`harness.rows.break_even`).
 
 The run summary and the report print this, in the words of `harness.report.headline`.
 """
@@ -19,12 +20,14 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness.measure.sources import combine_sources
+from harness.rows.break_even import BreakEven, run_break_evens
 from harness.rows.case_energy import CaseEnergy, case_energies
 from harness.rows.csvfile import parse_float, read_rows
+from harness.rows.preparation import Preparation, preparation_of
 from harness.rows.repetitions import load_run_repetitions
 from harness.rows.vs_dense import VsDense, vs_dense_all
 from harness.spec.case import GroupKey
@@ -58,6 +61,8 @@ class GroupHeadline:
     best: VsDense | None
     best_variant: str
     note: str
+    preparation: Preparation | None = None  # the best variant's, from cases.csv
+    break_even: BreakEven | None = None  # the best variant's (inference groups)
 
 
 @dataclass(frozen=True)
@@ -136,16 +141,29 @@ def run_headline(run_dir: Path) -> Headline:
     return headline(case_energies(case_rows, reps), case_rows)
 
 
+def _with_account(
+    g: GroupHeadline, rows: Mapping[str, Mapping[str, str]], bes: Mapping[str, BreakEven]
+) -> GroupHeadline:
+    """The group's answer with its best variant's preparation and break-even."""
+    if g.best is None or g.best.case_id not in rows:
+        return g
+    own = preparation_of(rows[g.best.case_id])
+    return replace(g, preparation=own, break_even=bes.get(g.best.case_id))
+
+
 def headline(cases: list[CaseEnergy], case_rows: Iterable[Mapping[str, str]]) -> Headline:
     """The headline of a run: its finished cases (`case_energies`) and cases.csv rows."""
+    case_rows = list(case_rows)
     vs = vs_dense_all(cases)
+    bes = run_break_evens(case_rows, cases, vs)
+    by_id = {r.get("case_id") or "": r for r in case_rows}
     groups: dict[GroupKey, list[CaseEnergy]] = {}
     for c in cases:
         groups.setdefault(c.group, []).append(c)
-    case_rows = list(case_rows)
     accelerators = sorted({r.get("simulated_accelerator") or "" for r in case_rows} - {""})
+    answers = (_group_headline(g, members, vs) for g, members in groups.items())
     return Headline(
-        groups=tuple(_group_headline(g, members, vs) for g, members in groups.items()),
+        groups=tuple(_with_account(g, by_id, bes) for g in answers),
         estimate_error=estimate_error_summary(case_rows),
         source=combine_sources(c.source for c in cases) if cases else "",
         simulated_error=estimate_error_summary(case_rows, "simulated_error_pct"),

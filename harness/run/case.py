@@ -122,8 +122,9 @@ def variant_params(case: Case, suite: Suite) -> dict[str, Any]:
 def prepare_case(
     ctx: CaseContext, case: Case, data: DatasetSplits, cache: ModelCache | None = None
 ) -> PreparedModel:
-    """The case's model through the five-step pipeline (in `cache`, else the run's cache);
-    one line for each model the first time a case of the run uses it."""
+    """The case's model through the five-step pipeline (in `cache`, else the run's cache),
+    each step that runs measured by the run's meter; one line for each model the first
+    time a case of the run uses it."""
     s = ctx.suite.settings
     started = time.monotonic()
     prepared = prepare_model(
@@ -138,10 +139,14 @@ def prepare_case(
         log=ctx.progress.phase,
         on_epoch=ctx.progress.epoch_done,
         model_options=case.factory_options,
+        meter=ctx.meter,
     )
     if prepared.cache_key not in ctx.prepared:
         ctx.prepared.add(prepared.cache_key)
         how = "from cache" if prepared.from_cache else f"in {time.monotonic() - started:.1f} s"
+        made = prepared.preparation
+        if made is not None:
+            how += f", {made.energy_j:.4g} J {source_label(made.source)}"
         ctx.log(f"model {case.model} {case.variant_label} ready ({how}): {model_facts(prepared)}")
     return prepared
 

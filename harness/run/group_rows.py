@@ -8,12 +8,14 @@ fine-tuned for its `fine_tune_epochs` more, and `accuracy_reference` says so in 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from harness.prepare.pipeline import PreparedModel
 from harness.prepare.training import correct_predictions
+from harness.rows.break_even import break_even_columns, case_break_even
 from harness.rows.cases import AccuracyFigures, CaseFigures, figures_energy
 from harness.rows.stability import StabilityLimits
 from harness.rows.stats import mean_std
@@ -100,11 +102,15 @@ def group_rows(
     ]
     vs = vs_dense_all(energies)
     accuracy = _accuracies(ctx, members, ids)
+    dense_j = next((e.energy.mean for e in energies if e.is_dense), math.nan)
     rows = {}
     for i in ids:
         m = members[i]
         peer = peer_j_per_sample.get(i)
         extra = {"peer_energy_j_per_sample": mean_std(peer)[0] if peer else None}
+        own = m.prepared.preparation
+        be = case_break_even(m.case.mode, vs.get(i), dense_j, own.energy_j if own else math.nan)
+        extra.update(break_even_columns(be))
         rows[i] = case_row_of(
             ctx,
             m.case,

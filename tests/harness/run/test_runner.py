@@ -388,6 +388,65 @@ def test_bad_run_settings_fail_before_a_run_directory_is_made(options, tmp_path)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
+def test_preparation_is_measured_and_inference_variants_get_a_break_even(default_run):
+    cases = [r for r in read_rows(default_run / "cases.csv") if r["status"] == "ok"]
+    by_id = {r["case_id"]: r for r in cases}
+    dense = by_id["lenet5/dense/inference/bs64/cpu"]
+    for row in cases:  # the fake machine draws 25 W while it trains and fine-tunes too
+        energy_j, duration_s = float(row["prepare_energy_j"]), float(row["prepare_duration_s"])
+        assert energy_j == pytest.approx((PACKAGE_W + DRAM_W) * duration_s, rel=0.02, abs=0.1)
+        assert row["prepare_energy_source"] == "counter"
+        assert row["prepare_energy_origin"] in ("run", "cache")
+        if row["variant"] not in ("dense", CONTROL_LABEL):  # made from the trained dense
+            total = float(dense["prepare_energy_j"]) + energy_j
+            assert float(row["prepare_total_energy_j"]) == pytest.approx(total, rel=1e-9)
+    assert float(dense["prepare_energy_j"]) > 0 and dense["prepare_energy_origin"] == "run"
+    variants = [r for r in cases if r["variant"] not in ("dense", CONTROL_LABEL)]
+    assert variants
+    for row in variants:
+        if row["mode"] != "inference":
+            assert row["break_even_inferences"] == "", row["case_id"]
+            continue
+        if row["energy_vs_dense_beyond_noise"] != "true":
+            assert row["break_even_inferences"] == "never", row["case_id"]
+            assert "noise" in row["break_even_note"] or "as much energy" in row["break_even_note"]
+            continue
+        saving = float(dense["energy_j_per_sample_mean"]) * (
+            1 - float(row["energy_vs_dense_ratio"])
+        )
+        expected = float(row["prepare_energy_j"]) / saving if saving > 0 else "never"
+        found = row["break_even_inferences"]
+        if expected == "never":
+            assert found == "never"
+        else:
+            assert float(found) == pytest.approx(expected)
+    _the_summary_and_the_report_show_the_account(default_run, variants)
+
+
+def _the_summary_and_the_report_show_the_account(run_dir: Path, variants: list[dict]) -> None:
+    from rich.console import Console
+
+    from harness.report.page import group_tables
+    from harness.report.terminal import print_run_summary
+    from harness.report.views import build_cases
+    from harness.rows.repetitions import load_run_repetitions
+
+    console = Console(record=True, width=100)
+    print_run_summary(run_dir, console)
+    text = " ".join(console.export_text().split())
+    inference = [r for r in variants if r["mode"] == "inference"]
+    for row in inference:
+        assert f"{row['case_id']}: made in " in text
+    assert text.count("break-even vs dense") >= len(inference)
+    reps, _ = load_run_repetitions(run_dir)
+    views = build_cases(
+        read_rows(run_dir / "cases.csv"), read_rows(run_dir / "measurements.csv"), reps
+    )
+    cells = [r for t in group_tables(views) for r in t["rows"] if r.get("finished")]
+    assert all(r["prepare"].endswith(("this run", "from the cache")) for r in cells)
+    assert sum("break-even" in r["prepare_note"] for r in cells) == len(inference)
+
+
 def test_the_static_term_is_the_measured_idle_power(default_run):
     rows = read_rows(default_run / "measurements.csv")
     ok = [r for r in read_rows(default_run / "cases.csv") if r["status"] == "ok"]
