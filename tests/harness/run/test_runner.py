@@ -439,9 +439,7 @@ def _the_summary_and_the_report_show_the_account(run_dir: Path, variants: list[d
         assert f"{row['case_id']}: made in " in text
     assert text.count("break-even vs dense") >= len(inference)
     reps, _ = load_run_repetitions(run_dir)
-    views = build_cases(
-        read_rows(run_dir / "cases.csv"), read_rows(run_dir / "measurements.csv"), reps
-    )
+    views = build_cases(read_rows(run_dir / "cases.csv"), reps)
     cells = [r for t in group_tables(views) for r in t["rows"] if r.get("finished")]
     assert all(r["prepare"].endswith(("this run", "from the cache")) for r in cells)
     assert sum("break-even" in r["prepare_note"] for r in cells) == len(inference)
