@@ -79,7 +79,8 @@ def test_nested_phases_and_the_rest_add_up_to_the_total(fake_powercap):
     assert sum(p["duration_s"] for p in top) == pytest.approx(report["duration_s"], rel=1e-9)
     epoch = phases["epoch-1"]
     assert epoch["energy_j"] == pytest.approx(TOTAL_W * epoch["duration_s"], rel=0.02)
-    assert 0.3 <= epoch["duration_s"] < 0.6  # a 0.3 s sleep: never shorter, late on a busy machine
+    # a 0.3 s sleep, timed where the marks are heard: a late start mark can shorten it a little
+    assert 0.27 <= epoch["duration_s"] < 0.6
     assert (
         phases["train"]["energy_j"] >= phases["epoch-1"]["energy_j"] + phases["epoch-2"]["energy_j"]
     )
