@@ -23,9 +23,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from harness.estimate.error import estimate_error_pct
+from harness.estimate.names import DENSE_HW
 from harness.measure.sources import combine_sources
 from harness.rows.break_even import BreakEven, run_break_evens
 from harness.rows.case_energy import CaseEnergy, case_energies
+from harness.rows.columns import estimate_prefix
 from harness.rows.csvfile import parse_float, read_rows
 from harness.rows.preparation import Preparation, preparation_of
 from harness.rows.repetitions import load_run_repetitions
@@ -119,19 +122,32 @@ def _group_headline(
 
 
 def estimate_error_summary(
-    case_rows: Iterable[Mapping[str, str]], column: str = "estimate_error_pct"
+    case_rows: Iterable[Mapping[str, str]],
+    column: str = "estimate_error_pct",
+    cases: Iterable[CaseEnergy] = (),
 ) -> EstimateErrorSummary:
     """Median and range of cases.csv's `estimate_error_pct` (or another column of the
-    same definition) over the finished cases."""
-    errors = [
-        parse_float(r.get(column))
-        for r in case_rows
-        if (r.get("status") or "").strip().lower() == "ok"
-    ]
-    errors = [e for e in errors if math.isfinite(e)]
+    same definition) over the finished cases. Given the finished `cases`, a row without
+    an estimate error gets it by the one definition from its dense-hw estimate and its
+    measured mean, as the report's table does (marked * there)."""
+    means = {c.case_id: c.energy.mean for c in cases}
+    errors = []
+    for r in case_rows:
+        if (r.get("status") or "").strip().lower() != "ok":
+            continue
+        error = parse_float(r.get(column))
+        if not math.isfinite(error) and column == "estimate_error_pct":
+            estimated = parse_float(r.get(estimate_prefix(DENSE_HW) + "energy_j_per_sample"))
+            error = _or_nan(estimate_error_pct(estimated, means.get(r.get("case_id") or "")))
+        if math.isfinite(error):
+            errors.append(error)
     if not errors:
         return EstimateErrorSummary(0, math.nan, math.nan, math.nan)
     return EstimateErrorSummary(len(errors), statistics.median(errors), min(errors), max(errors))
+
+
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else value
 
 
 def run_headline(run_dir: Path) -> Headline:
@@ -164,7 +180,7 @@ def headline(cases: list[CaseEnergy], case_rows: Iterable[Mapping[str, str]]) ->
     answers = (_group_headline(g, members, vs) for g, members in groups.items())
     return Headline(
         groups=tuple(_with_account(g, by_id, bes) for g in answers),
-        estimate_error=estimate_error_summary(case_rows),
+        estimate_error=estimate_error_summary(case_rows, cases=cases),
         source=combine_sources(c.source for c in cases) if cases else "",
         simulated_error=estimate_error_summary(case_rows, "simulated_error_pct"),
         simulated_vs_estimate=estimate_error_summary(case_rows, "simulated_vs_estimate_pct"),

@@ -165,6 +165,35 @@ def test_the_table_footnote_and_scatter_say_one_thing(tmp_path):
         assert view.estimate_error_pct == pytest.approx(100 * (estimated - measured) / measured)
 
 
+def test_each_case_shows_measured_estimated_and_simulated_side_by_side(tmp_path):
+    from harness.report.page import render_report
+
+    html = render_report(make_run(tmp_path / "run", simulated=True))
+    assert "SIMULATED per sample<br><small>on edge-systolic-64</small>" in html
+    rows = re.findall(r'<tr>\s*<td class="variant">[^<]+</td>.*?</tr>', html, re.S)
+    # dense inference (the first table's first row): measured 2.00 mJ, ESTIMATED 1.5 mJ,
+    # SIMULATED a quarter of the measurement; its distance from the estimate by the one
+    # definition; training is not simulated
+    dense, dense_training = rows[0], rows[5]
+    assert "vs estimate" not in dense_training and dense_training.count("<td") == 9
+    cells = [dense.index(x) for x in ("2.00 mJ [1.80, 2.20]", "1.5 mJ", "500 µJ<br>")]
+    assert cells == sorted(cells)  # measured, then estimated, then simulated
+    assert f"vs estimate {(0.5 - 1.5) / 1.5 * 100:+.1f} %" in dense
+    # the headline says the same: SIMULATED a quarter of the measured energy (-75 %)
+    assert "the SIMULATED energy on edge-systolic-64" in html
+    assert "-75 % (median of 3 case(s), -75 % to -75 %) against the measured" in html
+
+
+def test_the_headline_gives_the_estimate_errors_the_table_shows(tmp_path):
+    from harness.report.page import render_report
+
+    html = render_report(make_run(tmp_path / "run"))  # cases.csv has no estimate_error_pct
+    # the table computes them (marked *): -25 %, -21.1 %, +50 %, +87.5 % (inference),
+    # -75 %, -78.6 %, -70 % (training): median -25 %, from -78.6 % to +87.5 %
+    assert ">-25.0 % *<" in html and ">+87.5 % *<" in html
+    assert "typical error -25 % (median of 7 case(s), -79 % to +88 %)" in html
+
+
 def test_report_of_a_file_says_it_is_not_a_run_directory(tmp_path):
     app = typer.Typer()
     register(app)
