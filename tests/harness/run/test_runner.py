@@ -562,7 +562,7 @@ def test_a_run_beside_cpu_hogs_marks_its_cases_unstable_and_says_why(powercap, o
     import subprocess
 
     text = SMALL.replace("repetitions = 2", "repetitions = 3").replace("timeline_hz = 20", "")
-    text = text.replace("stable_max_other_cpu_pct = 100", "stable_max_other_cpu_pct = 25")
+    text = text.replace("stable_max_other_cpu_pct = 100", "stable_max_other_cpu_pct = 10")
     text = text.replace(
         ', { name = "magnitude", sparsity = 0.9 }, "semi-structured-2:4", "int8-dynamic"', ""
     )
@@ -586,8 +586,9 @@ def test_a_run_beside_cpu_hogs_marks_its_cases_unstable_and_says_why(powercap, o
     assert result.returncode == 0, result.stderr
     (case,) = read_rows(out / "cases.csv")
     assert case["status"] == "ok", case["error"]
-    # half the logical CPUs had a hog beside the run: well over the 25 % limit
-    assert float(case["other_cpu_pct_max"]) > 25
+    # half the logical CPUs had a hog beside the run, sharing them with the run's own
+    # threads: 20 to 50 % of the CPUs, over the 10 % limit
+    assert float(case["other_cpu_pct_max"]) > 10
     assert case["stable"] == "false"
     assert case["unstable_reason"].startswith("other processes used up to")
     windows = [float(r["other_cpu_pct"]) for r in read_rows(out / "measurements.csv")]
