@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.estimate.error import ESTIMATE_ERROR_DEFINITION
+from harness.estimate.names import DENSE_HW
 from harness.measure.sources import combine_sources, source_label
 from harness.report.environment import load_environment
 from harness.report.format import (
@@ -38,6 +39,7 @@ from harness.report.headline import group_title, headline_items
 from harness.rows.break_even import BreakEven, run_break_evens
 from harness.rows.carbon import CarbonSettings
 from harness.rows.case_energy import case_energies
+from harness.rows.columns import estimate_prefix
 from harness.rows.csvfile import parse_float, read_rows
 from harness.rows.headline import run_headline
 from harness.rows.preparation import preparation_of
@@ -51,6 +53,13 @@ ACCOUNT_LEGEND = (
     "pruning or quantising and fine-tuning for a variant, made from the trained dense "
     "model), and for inference variants the break-even: the inferences after which the "
     "energy saved per inference vs dense repays that step, with its 95 % interval"
+)
+THREE_METHODS_LEGEND = (
+    "three ways to know each case's energy per sample: measured on this machine (MODELLED "
+    "where it has no counter), ESTIMATED "
+    "(the analytic model, dense-hw) and SIMULATED (SCALE-Sim cycles and accesses x cited "
+    "energies on the accelerator named, one sample); the distances by the estimate "
+    "error's definition"
 )
 STATUS_STYLE = {"ok": "", "skipped": "dim", "failed": "bold red"}
 
@@ -301,6 +310,40 @@ def account_lines(cases: RunCases) -> list[str]:
     return lines
 
 
+def three_methods_lines(cases: RunCases) -> list[str]:
+    """`CASE: measured 200 µJ, ESTIMATED 102 µJ, SIMULATED 32 µJ on edge-systolic-64
+    (sparse-ideal 20.6 µJ; vs measured -84.0 %, vs estimate -68.5 %)`: one per finished case
+    of a run that simulates, or why the case was not simulated."""
+    lines = []
+    for rows in cases.groups.values():
+        for row in rows:
+            simulated = parse_float(row.get("simulated_energy_j_per_sample"))
+            note = row.get("simulated_note") or ""
+            v = cases.vs_dense.get(row.get("case_id") or "")
+            if v is not None and v.is_control:
+                continue
+            if row.get("status") != "ok" or not (math.isfinite(simulated) or note):
+                continue
+            measured = parse_float(row.get("energy_j_per_sample_mean"))
+            source = source_label(row.get("measured_source") or "")
+            estimated = parse_float(row.get(estimate_prefix(DENSE_HW) + "energy_j_per_sample"))
+            text = f"{source} {fmt_si(measured, 'J')}, ESTIMATED {fmt_si(estimated, 'J')}"
+            if math.isfinite(simulated):
+                sparse = parse_float(row.get("simulated_sparse_ideal_energy_j_per_sample"))
+                parts = [f"sparse-ideal {fmt_si(sparse, 'J')}"]
+                for name, column in ((source, "error"), ("estimate", "vs_estimate")):
+                    pct = parse_float(row.get(f"simulated_{column}_pct"))
+                    parts += [f"vs {name} {pct:+.1f} %"] if math.isfinite(pct) else []
+                text += (
+                    f", SIMULATED {fmt_si(simulated, 'J')} on "
+                    f"{row.get('simulated_accelerator') or '?'} ({'; '.join(parts)})"
+                )
+            else:
+                text += f", {note}"
+            lines.append(f"{row.get('case_id', '?')}: {text}")
+    return lines
+
+
 def stability_warnings(run_dir: Path) -> list[str]:
     """One line per unstable case of the run: what was wrong and what to do."""
     warnings = (stability_warning(row) for row in read_rows(Path(run_dir) / "cases.csv"))
@@ -329,6 +372,11 @@ def print_run_summary(run_dir: Path, console: Console) -> None:
     if account:
         line(ACCOUNT_LEGEND)
         for text in account:
+            line(text, 2)
+    three = three_methods_lines(cases)
+    if three:
+        line(THREE_METHODS_LEGEND)
+        for text in three:
             line(text, 2)
     lines = peer_lines(cases) + reason_lines(cases) + not_judged_lines(cases)
     for text in lines + stability_warnings(run_dir):

@@ -92,6 +92,22 @@ def test_a_wide_terminal_keeps_one_line_per_variant(tmp_path):
     assert any(line.startswith("magnitude sparsity=0.9 ") for line in text.splitlines())
 
 
+def test_a_run_that_simulates_gives_each_case_its_three_figures(tmp_path):
+    from report_runs import make_run
+
+    text = " ".join(summary(make_run(tmp_path / "run", simulated=True), 80).split())
+    # c1 (dense inference): measured 2.00 mJ, ESTIMATED 1.5 mJ, SIMULATED a quarter of the
+    # measurement (-75 %), (0.5 - 1.5) / 1.5 = -66.7 % from the estimate
+    assert "three ways to know each case's energy per sample" in text
+    assert (
+        "c1: measured 2 mJ, ESTIMATED 1.5 mJ, SIMULATED 500 µJ on edge-systolic-64 "
+        "(sparse-ideal 10 µJ; vs measured -75.0 %; vs estimate -66.7 %)"
+    ) in text
+    assert "c5:" not in text.split("three ways")[1].split("headline")[0]  # training: none
+    plain = " ".join(summary(make_run(tmp_path / "plain"), 80).split())
+    assert "three ways" not in plain
+
+
 def test_figures_are_written_one_way():
     assert fmt_interval(4.7e-4, 4.0e-4, 5.4e-4, "J") == "470 µJ [400, 540]"
     assert fmt_interval(4.7e-4, 4.0e-4, 5.4e-4, "J", like=2e-3) == "0.470 mJ [0.400, 0.540]"
