@@ -56,10 +56,9 @@ ACCOUNT_LEGEND = (
 )
 THREE_METHODS_LEGEND = (
     "three ways to know each case's energy per sample: measured on this machine (MODELLED "
-    "where it has no counter), ESTIMATED "
-    "(the analytic model, dense-hw) and SIMULATED (SCALE-Sim cycles and accesses x cited "
-    "energies on the accelerator named, one sample); the distances by the estimate "
-    "error's definition"
+    "where it has no counter), ESTIMATED (the analytic model, dense-hw) and SIMULATED "
+    "(SCALE-Sim cycles and accesses x cited energies on the accelerator named, one "
+    "sample); the distances by the estimate error's definition"
 )
 STATUS_STYLE = {"ok": "", "skipped": "dim", "failed": "bold red"}
 
@@ -312,7 +311,7 @@ def account_lines(cases: RunCases) -> list[str]:
 
 def three_methods_lines(cases: RunCases) -> list[str]:
     """`CASE: measured 200 µJ, ESTIMATED 102 µJ, SIMULATED 32 µJ on edge-systolic-64
-    (sparse-ideal 20.6 µJ; vs measured -84.0 %, vs estimate -68.5 %)`: one per finished case
+    (sparse-ideal 20.6 µJ; vs measured -84.0 %; vs estimate -68.5 %)`: one per finished case
     of a run that simulates, or why the case was not simulated."""
     lines = []
     for rows in cases.groups.values():
