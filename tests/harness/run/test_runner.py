@@ -71,6 +71,7 @@ def default_run(options, tmp_path_factory):
         min_window_s=0.25,
         idle_baseline_s=0.5,
         stable_max_other_cpu_pct=100,  # the windows are not judged busy here
+        processes=1,  # one worker per group (tests/harness/run/test_rounds.py: several)
     )
     return run_suite(suite, options, out=tmp_path_factory.mktemp("runs") / "default")
 
