@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import itertools
 import json
 import math
 import operator
@@ -322,17 +323,24 @@ def _negative_energy_error(path: Path, line: int, column: str, text: str) -> Ene
     )
 
 
+REWRITE_BATCH_ROWS = 10_000  # rows per write while rewriting: memory stays flat
+
+
 def rewrite_csv(path: Path, columns: list[str], rows: Iterable[dict[str, Any]]) -> None:
     """Write a CSV whole, atomically (a temporary file beside it, fsynced, then renamed
-    over it): a crash leaves the old file or the new one, never half of either. Raises
-    OutputError naming the file and the cause; the temporary file is never left."""
+    over it): a crash leaves the old file or the new one, never half of either. `rows`
+    are written in batches as they come, so they may stream from the file being
+    rewritten (`iter_rows(path)`). Raises OutputError naming the file and the cause; the
+    temporary file is never left."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         tmp.unlink(missing_ok=True)
         appender = CsvAppender(tmp, columns)
         try:
-            appender.append_many(rows)
+            rows = iter(rows)
+            while batch := list(itertools.islice(rows, REWRITE_BATCH_ROWS)):
+                appender.append_many(batch)
         finally:
             appender.close()
         os.replace(tmp, path)

@@ -31,7 +31,7 @@ from harness.prepare.cache import ModelCache
 from harness.prepare.hardware import DeviceUnavailable, check_device
 from harness.prepare.pipeline import PreparedModel
 from harness.rows.cases import case_figures, failed_case_row
-from harness.rows.csvfile import read_rows
+from harness.rows.csvfile import iter_rows, read_rows
 from harness.rows.disturbed import BUSY, busy_reason, outlier_reasons
 from harness.rows.measurements import measurement_rows
 from harness.rows.repetitions import CaseRepetitions, case_repetitions
@@ -201,7 +201,7 @@ def _existing_rows(ctx: CaseContext, cases: list[Case]) -> list[dict[str, Any]]:
     """The group's windows already in measurements.csv (a resumed run: `--resume` has
     dropped the rounds measured in part)."""
     ids = {c.case_id for c in cases}
-    return [r for r in read_rows(ctx.measurements.path) if r.get("case_id") in ids]
+    return [r for r in iter_rows(ctx.measurements.path) if r.get("case_id") in ids]
 
 
 def _with_finished(ctx: CaseContext, todo: list[Case]) -> list[Case]:
@@ -294,12 +294,14 @@ def _remeasure_disturbed(group: GroupRun, cache: ModelCache | None, work: Path) 
 def _write_marks(group: GroupRun) -> None:
     """Put the outliers marked in memory into measurements.csv (rewritten atomically)."""
     marks = {(r["case_id"], str(r["repetition"])): _texts(r) for r in group.rows}
-    rows = read_rows(group.ctx.measurements.path)
-    for row in rows:
+
+    def marked(row: dict[str, str]) -> dict[str, str]:
         mark = marks.get((row["case_id"], row["repetition"]))
         if mark is not None:
             row["disturbed"], row["disturbed_reason"] = mark["disturbed"], mark["disturbed_reason"]
-    group.ctx.measurements.rewrite(rows)
+        return row
+
+    group.ctx.measurements.rewrite(marked(r) for r in iter_rows(group.ctx.measurements.path))
     group.marked = False
 
 

@@ -16,10 +16,10 @@ from typing import Any
 
 from harness.errors import EnergyHarnessError
 from harness.rows.columns import MEASUREMENT_COLUMNS
-from harness.rows.csvfile import read_rows, rewrite_csv, set_aside_torn_row
+from harness.rows.csvfile import iter_rows, read_rows, rewrite_csv, set_aside_torn_row
 from harness.rows.rundir import RUN_CSVS
 from harness.run.options import RunOptions, shard_cases
-from harness.run.rounds import incomplete_round_rows
+from harness.run.rounds import incomplete_rounds, round_key
 from harness.spec.case import Case
 from harness.spec.suite import Suite, add_import_path, parse_suite
 
@@ -28,16 +28,19 @@ Say = Callable[[str], None]
 
 def drop_unfinished_rows(run_dir: Path, finished: set[str]) -> int:
     """Rewrite measurements.csv without the rows of unfinished cases that no complete
-    round holds (`harness.run.rounds.incomplete_round_rows`): a round measured in part is
-    measured again, whole rounds are kept. Returns how many rows were dropped."""
+    round holds (`harness.run.rounds.incomplete_rounds`): a round measured in part is
+    measured again, whole rounds are kept. Returns how many rows were dropped. Streams
+    the file (twice, and a third time to rewrite it when a row goes)."""
     path = run_dir / "measurements.csv"
-    rows = read_rows(path)
-    incomplete = incomplete_round_rows(rows)  # a round is whole with its finished cases too
-    drop = {id(r) for r in rows if id(r) in incomplete and r["case_id"] not in finished}
-    if not drop:
-        return 0
-    rewrite_csv(path, MEASUREMENT_COLUMNS, [r for r in rows if id(r) not in drop])
-    return len(drop)
+    incomplete = incomplete_rounds(iter_rows(path))  # whole with its finished cases too
+
+    def dropped(row: dict[str, str]) -> bool:
+        return row["case_id"] not in finished and round_key(row) in incomplete
+
+    count = sum(dropped(r) for r in iter_rows(path))
+    if count:
+        rewrite_csv(path, MEASUREMENT_COLUMNS, (r for r in iter_rows(path) if not dropped(r)))
+    return count
 
 
 def load_resume(run_dir: Path) -> tuple[Suite, RunOptions, dict[str, Any]]:

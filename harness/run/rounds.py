@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -204,10 +204,11 @@ def round_key(row: dict[str, str]) -> tuple[GroupKey, str]:
     return group_key(row), row.get("round") or ""
 
 
-def incomplete_round_rows(rows: Sequence[dict[str, str]]) -> set[int]:
-    """id() of the rows that no complete round holds: rows of a round in which fewer
-    cases were measured than it planned (`cases_in_round`), and rows without a round
-    (a case measured on its own, unfinished). Such rows are measured again."""
+def incomplete_rounds(rows: Iterable[Mapping[str, str]]) -> set[tuple[GroupKey, str]]:
+    """The rounds (`round_key`) that are not complete: fewer cases measured in them than
+    they planned (`cases_in_round`), and the "" round of rows without one (a case
+    measured on its own, unfinished). Their rows are measured again. Reads each row once
+    and keeps only case ids, so `rows` may stream from measurements.csv."""
     seen: dict[tuple[GroupKey, str], set[str]] = {}
     planned: dict[tuple[GroupKey, str], int] = {}
     for row in rows:
@@ -215,5 +216,4 @@ def incomplete_round_rows(rows: Sequence[dict[str, str]]) -> set[int]:
         seen.setdefault(key, set()).add(row.get("case_id") or "")
         cases_in_round = parse_float(row.get("cases_in_round"))
         planned[key] = int(cases_in_round) if math.isfinite(cases_in_round) else 0
-    incomplete = {k for k in seen if k[1] == "" or len(seen[k]) < planned[k]}
-    return {id(r) for r in rows if round_key(r) in incomplete}
+    return {k for k in seen if k[1] == "" or len(seen[k]) < planned[k]}

@@ -105,3 +105,30 @@ def test_write_atomic_removes_its_temporary_file_when_the_disk_fills(tmp_path):
         with pytest.raises(OutputError, match="No space left on device"):
             write_atomic(disk / "report.html", "x" * 200_000)
         assert list(disk.iterdir()) == []
+
+
+def test_a_file_is_rewritten_from_its_own_rows_in_batches(tmp_path, monkeypatch):
+    import harness.rows.csvfile as csvfile
+
+    path = tmp_path / "measurements.csv"
+    appender = CsvAppender(path, COLUMNS)
+    appender.append_many([{"case_id": f"c{i}", "energy_j": i, "note": ""} for i in range(25)])
+    appender.close()
+    monkeypatch.setattr(csvfile, "REWRITE_BATCH_ROWS", 4)  # 7 batches, the last one short
+    pulled: list[int] = []
+
+    def kept():
+        for row in csvfile.iter_rows(path):
+            pulled.append(int(row["energy_j"]))
+            if len(pulled) == 8:  # rows 1, 2, 4, 5 kept: the first batch is on disk already
+                written = (tmp_path / ".measurements.csv.tmp").read_text().splitlines()
+                assert len(written) == 1 + 4
+            if int(row["energy_j"]) % 3:
+                yield row | {"note": "kept"}
+
+    csvfile.rewrite_csv(path, COLUMNS, kept())
+    assert pulled == list(range(25))  # read whole from the file being replaced
+    rows = read_rows(path)
+    assert [int(r["energy_j"]) for r in rows] == [i for i in range(25) if i % 3]
+    assert {r["note"] for r in rows} == {"kept"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["measurements.csv"]
