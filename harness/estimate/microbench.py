@@ -110,16 +110,18 @@ def plan_microbenchmarks(device: torch.device, *, small: bool = False) -> list[M
 
 
 def _repetitions(bench: Microbenchmark, device: torch.device, seconds: float) -> int:
-    """Calls needed to fill `seconds`, from a warm-up and a short timing."""
+    """Calls needed to fill `seconds`, from a warm-up and the fastest of at least three
+    timed calls: a pause of the machine during one call does not shrink the window."""
     bench.run()
     _sync(device)
-    t0, calls = time.perf_counter(), 0
-    while calls < 3 or time.perf_counter() - t0 < min(0.05, seconds / 10):
+    start, calls, fastest_s = time.perf_counter(), 0, math.inf
+    while calls < 3 or time.perf_counter() - start < min(0.05, seconds / 10):
+        t0 = time.perf_counter()
         bench.run()
-        calls += 1
         _sync(device)
-    per_call = (time.perf_counter() - t0) / calls
-    return max(1, math.ceil(seconds / max(per_call, 1e-9)))
+        fastest_s = min(fastest_s, time.perf_counter() - t0)
+        calls += 1
+    return max(1, math.ceil(seconds / max(fastest_s, 1e-9)))
 
 
 def run_microbenchmarks(
