@@ -121,33 +121,41 @@ def _group_headline(
     return GroupHeadline(group, tuple(c.case_id for c in front), best, variant, note)
 
 
+def error_summary(case_rows: Iterable[Mapping[str, str]], column: str) -> EstimateErrorSummary:
+    """Median and range of a cases.csv column defined as the estimate error is
+    (`estimate_error_pct`, `simulated_error_pct`, ...) over the finished cases."""
+    return _summary(parse_float(r.get(column)) for r in case_rows if _finished(r))
+
+
 def estimate_error_summary(
-    case_rows: Iterable[Mapping[str, str]],
-    column: str = "estimate_error_pct",
-    cases: Iterable[CaseEnergy] = (),
+    case_rows: Iterable[Mapping[str, str]], cases: Iterable[CaseEnergy] = ()
 ) -> EstimateErrorSummary:
-    """Median and range of cases.csv's `estimate_error_pct` (or another column of the
-    same definition) over the finished cases. Given the finished `cases`, a row without
-    an estimate error gets it by the one definition from its dense-hw estimate and its
-    measured mean, as the report's table does (marked * there)."""
+    """`error_summary` of `estimate_error_pct`, where a row without one gets it by the
+    one definition from its dense-hw estimate and the measured mean of its case among
+    the finished `cases`, as the report's table does (marked * there)."""
     means = {c.case_id: c.energy.mean for c in cases}
-    errors = []
-    for r in case_rows:
-        if (r.get("status") or "").strip().lower() != "ok":
-            continue
-        error = parse_float(r.get(column))
-        if not math.isfinite(error) and column == "estimate_error_pct":
-            estimated = parse_float(r.get(estimate_prefix(DENSE_HW) + "energy_j_per_sample"))
-            error = _or_nan(estimate_error_pct(estimated, means.get(r.get("case_id") or "")))
-        if math.isfinite(error):
-            errors.append(error)
-    if not errors:
+    estimate_column = estimate_prefix(DENSE_HW) + "energy_j_per_sample"
+
+    def error(row: Mapping[str, str]) -> float:
+        known = parse_float(row.get("estimate_error_pct"))
+        if math.isfinite(known):
+            return known
+        mean = means.get(row.get("case_id") or "")
+        computed = estimate_error_pct(parse_float(row.get(estimate_column)), mean)
+        return math.nan if computed is None else computed
+
+    return _summary(error(r) for r in case_rows if _finished(r))
+
+
+def _finished(row: Mapping[str, str]) -> bool:
+    return (row.get("status") or "").strip().lower() == "ok"
+
+
+def _summary(errors: Iterable[float]) -> EstimateErrorSummary:
+    finite = [e for e in errors if math.isfinite(e)]
+    if not finite:
         return EstimateErrorSummary(0, math.nan, math.nan, math.nan)
-    return EstimateErrorSummary(len(errors), statistics.median(errors), min(errors), max(errors))
-
-
-def _or_nan(value: float | None) -> float:
-    return math.nan if value is None else value
+    return EstimateErrorSummary(len(finite), statistics.median(finite), min(finite), max(finite))
 
 
 def run_headline(run_dir: Path) -> Headline:
@@ -180,9 +188,9 @@ def headline(cases: list[CaseEnergy], case_rows: Iterable[Mapping[str, str]]) ->
     answers = (_group_headline(g, members, vs) for g, members in groups.items())
     return Headline(
         groups=tuple(_with_account(g, by_id, bes) for g in answers),
-        estimate_error=estimate_error_summary(case_rows, cases=cases),
+        estimate_error=estimate_error_summary(case_rows, cases),
         source=combine_sources(c.source for c in cases) if cases else "",
-        simulated_error=estimate_error_summary(case_rows, "simulated_error_pct"),
-        simulated_vs_estimate=estimate_error_summary(case_rows, "simulated_vs_estimate_pct"),
+        simulated_error=error_summary(case_rows, "simulated_error_pct"),
+        simulated_vs_estimate=error_summary(case_rows, "simulated_vs_estimate_pct"),
         simulated_accelerator=", ".join(accelerators),
     )
