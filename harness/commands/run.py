@@ -33,9 +33,10 @@ PIPE_CLOSED_EXIT = 141  # as a process stopped by SIGPIPE (128 + 13)
 
 def finished_cases(run_dir: Path) -> int:
     """How many cases of the run finished (status ok in cases.csv)."""
+    from harness.rows.columns import finished
     from harness.rows.csvfile import read_rows
 
-    return sum(r.get("status") == "ok" for r in read_rows(run_dir / "cases.csv"))
+    return sum(finished(r) for r in read_rows(run_dir / "cases.csv"))
 
 
 def print_summary(run_dir: Path) -> None:

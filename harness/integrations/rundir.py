@@ -23,7 +23,7 @@ from harness.measure.probes import probe_statuses
 from harness.measure.timeline import TIMELINE_COLUMNS, PowerPoint, PowerTimeline, timeline_row
 from harness.rows.carbon import CarbonSettings
 from harness.rows.cases import case_figures, params_text, stability_columns
-from harness.rows.columns import CASE_COLUMNS, MEASUREMENT_COLUMNS
+from harness.rows.columns import CASE_COLUMNS, MEASUREMENT_COLUMNS, STATUS_OK
 from harness.rows.csvfile import CsvAppender, write_json
 from harness.rows.measurements import measurement_rows, repetition_total
 from harness.rows.rundir import create_run_dir
@@ -141,7 +141,7 @@ class TrackedRunDir:
             **case.columns(self.run_id),
             "dataset": case.dataset,
             "variant_params": params_text(()),
-            "status": "ok",
+            "status": STATUS_OK,
             "error": "",
             "latency_s_per_batch": fig.latency_s,
             "measured_source": fig.source,

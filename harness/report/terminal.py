@@ -39,7 +39,13 @@ from harness.report.headline import group_title, headline_items
 from harness.rows.break_even import BreakEven, run_break_evens
 from harness.rows.carbon import CarbonSettings
 from harness.rows.case_energy import case_energies
-from harness.rows.columns import estimate_prefix
+from harness.rows.columns import (
+    STATUS_FAILED,
+    STATUS_OK,
+    STATUS_SKIPPED,
+    estimate_prefix,
+    finished,
+)
 from harness.rows.csvfile import parse_float, read_rows
 from harness.rows.headline import run_headline
 from harness.rows.preparation import preparation_of
@@ -60,7 +66,7 @@ THREE_METHODS_LEGEND = (
     "(SCALE-Sim cycles and accesses x cited energies on the accelerator named, one "
     "sample); the distances by the estimate error's definition"
 )
-STATUS_STYLE = {"ok": "", "skipped": "dim", "failed": "bold red"}
+STATUS_STYLE = {STATUS_OK: "", STATUS_SKIPPED: "dim", STATUS_FAILED: "bold red"}
 
 
 @dataclass(frozen=True)
@@ -91,7 +97,7 @@ def run_cases(run_dir: Path) -> RunCases:
 def _energy_header(rows: list[dict[str, str]]) -> tuple[str, bool]:
     """The energy column's header, with the source when all rows share it; and whether
     each cell must say its own source instead."""
-    sources = {r.get("measured_source") or "" for r in rows if r.get("status") == "ok"}
+    sources = {r.get("measured_source") or "" for r in rows if finished(r)}
     if len(sources) == 1:
         return f"energy/sample\n[95% CI]\n{source_label(sources.pop())}", False
     return "energy/sample\n[95% CI]", True
@@ -155,7 +161,7 @@ class GroupTable:
     def _cells(self, row: Mapping[str, str], like: float, per_cell_source: bool) -> list[Any]:
         variant = Text(short_variant(row.get("variant") or ""))
         status = (row.get("status") or "").strip().lower()
-        if status != "ok":
+        if not finished(row):
             style = STATUS_STYLE.get(status, "bold red")
             return [variant, "", Text(f"{status or 'no status'} (below)", style)]
         energy = fmt_interval(
@@ -207,7 +213,7 @@ def reason_lines(cases: RunCases) -> list[str]:
         f"{row.get('error') or '(no reason)'}"
         for rows in cases.groups.values()
         for row in rows
-        if (row.get("status") or "").strip().lower() != "ok"
+        if not finished(row)
     ]
 
 
@@ -241,7 +247,7 @@ def carbon_line(run_dir: Path, cases: RunCases) -> str | None:
         carbon = CarbonSettings(**record)
     except TypeError:
         return None
-    ok = [r for rows in cases.groups.values() for r in rows if r.get("status") == "ok"]
+    ok = [r for rows in cases.groups.values() for r in rows if finished(r)]
     energy_j = sum(
         parse_float(r.get("energy_j")) * (parse_float(r.get("n")) or 0.0)
         for r in ok
@@ -296,7 +302,7 @@ def account_lines(cases: RunCases) -> list[str]:
     for rows in cases.groups.values():
         for row in rows:
             v = cases.vs_dense.get(row.get("case_id") or "")
-            if row.get("status") != "ok" or (v is not None and v.is_control):
+            if not finished(row) or (v is not None and v.is_control):
                 continue
             prep = preparation_of(row)
             text = f"made in {fmt_preparation(prep)}"
@@ -321,7 +327,7 @@ def three_methods_lines(cases: RunCases) -> list[str]:
             v = cases.vs_dense.get(row.get("case_id") or "")
             if v is not None and v.is_control:
                 continue
-            if row.get("status") != "ok" or not (math.isfinite(simulated) or note):
+            if not finished(row) or not (math.isfinite(simulated) or note):
                 continue
             measured = parse_float(row.get("energy_j_per_sample_mean"))
             source = source_label(row.get("measured_source") or "")

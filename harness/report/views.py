@@ -14,6 +14,7 @@ from harness.measure.sources import combine_sources, is_modelled
 from harness.report.format import short_variant
 from harness.rows.break_even import BreakEven, run_break_evens
 from harness.rows.case_energy import case_energies
+from harness.rows.columns import finished
 from harness.rows.csvfile import parse_float
 from harness.rows.preparation import Preparation, preparation_of
 from harness.rows.repetitions import CaseRepetitions
@@ -76,7 +77,7 @@ class CaseView:
     def ok(self) -> bool:
         """Finished and measured: status 'ok' (or, without a cases.csv row, usable data)."""
         if self.in_cases_csv:
-            return self.status.strip().lower() == "ok"
+            return finished({"status": self.status})
         return bool(self.repetitions and self.repetitions.energy_j_per_sample)
 
     @property

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.measure.sources import combine_sources
+from harness.rows.columns import finished
 from harness.rows.csvfile import iter_rows, parse_float, read_rows
 from harness.rows.repetitions import REPETITION_COLUMNS, CaseRepetitions, case_repetitions
 from harness.rows.stability import unstable_reason_of
@@ -83,7 +84,7 @@ class CaseEnergy:
 def case_energy(row: Mapping[str, str], rep: CaseRepetitions | None) -> CaseEnergy | None:
     """The CaseEnergy of a cases.csv row and its repetitions; None unless it finished
     (`status` ok) with usable repetitions."""
-    if (row.get("status") or "").strip().lower() != "ok" or rep is None:
+    if not finished(row) or rep is None:
         return None
     if not rep.energy_j_per_sample:
         return None

@@ -17,7 +17,7 @@ from harness.measure.clock import utc_now_iso
 from harness.measure.sources import combine_sources
 from harness.rows.carbon import CarbonSettings
 from harness.rows.case_energy import CaseEnergy
-from harness.rows.columns import estimate_prefix
+from harness.rows.columns import STATUS_OK, estimate_prefix
 from harness.rows.measurements import RepetitionTotal
 from harness.rows.preparation import preparation_columns
 from harness.rows.stability import StabilityLimits, unstable_reason
@@ -190,7 +190,7 @@ def measured_case_row(
             "dataset": case.dataset,
             "variant_params": params_text(prepared.params),
             "model_options": params_text(case.model_options),
-            "status": "ok",
+            "status": STATUS_OK,
             "error": "",
             "accuracy": prepared.accuracy,
             "params": report.total_params,

@@ -6,7 +6,13 @@ columns; appending to it is refused (`CsvAppender`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from harness.estimate.names import DENSE_HW, SPARSE_IDEAL
+
+STATUS_OK = "ok"  # a case's `status` in cases.csv: finished and measured
+STATUS_SKIPPED = "skipped"  # could not run here (a missing device, package or model)
+STATUS_FAILED = "failed"  # ran and raised; `error` says what
 
 CASE_ID_COLUMNS = ["run_id", "case_id", "model", "variant", "mode", "batch_size", "device"]
 ESTIMATE_PARTS = ("energy_j_per_sample", "compute_j", "storage_j", "communication_j", "static_j")
@@ -202,3 +208,9 @@ CASE_COLUMNS = [
     *PREPARE_COLUMNS,
     *BREAK_EVEN_COLUMNS,
 ]
+
+
+def finished(row: Mapping[str, object]) -> bool:
+    """Whether a cases.csv row's case finished and was measured: `status` ok (a file edited
+    by hand may have other case or spaces)."""
+    return str(row.get("status") or "").strip().lower() == STATUS_OK

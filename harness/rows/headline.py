@@ -28,7 +28,7 @@ from harness.estimate.names import DENSE_HW
 from harness.measure.sources import combine_sources
 from harness.rows.break_even import BreakEven, run_break_evens
 from harness.rows.case_energy import CaseEnergy, case_energies
-from harness.rows.columns import estimate_prefix
+from harness.rows.columns import estimate_prefix, finished
 from harness.rows.csvfile import parse_float, read_rows
 from harness.rows.preparation import Preparation, preparation_of
 from harness.rows.repetitions import load_run_repetitions
@@ -124,7 +124,7 @@ def _group_headline(
 def error_summary(case_rows: Iterable[Mapping[str, str]], column: str) -> EstimateErrorSummary:
     """Median and range of a cases.csv column defined as the estimate error is
     (`estimate_error_pct`, `simulated_error_pct`, ...) over the finished cases."""
-    return _summary(parse_float(r.get(column)) for r in case_rows if _finished(r))
+    return _summary(parse_float(r.get(column)) for r in case_rows if finished(r))
 
 
 def estimate_error_summary(
@@ -144,11 +144,7 @@ def estimate_error_summary(
         computed = estimate_error_pct(parse_float(row.get(estimate_column)), mean)
         return math.nan if computed is None else computed
 
-    return _summary(error(r) for r in case_rows if _finished(r))
-
-
-def _finished(row: Mapping[str, str]) -> bool:
-    return (row.get("status") or "").strip().lower() == "ok"
+    return _summary(error(r) for r in case_rows if finished(r))
 
 
 def _summary(errors: Iterable[float]) -> EstimateErrorSummary:

@@ -21,7 +21,7 @@ from typing import Any
 from harness.errors import EnergyHarnessError, OutputError, output_error
 from harness.measure.clock import utc_now_iso
 from harness.measure.timeline import TIMELINE_COLUMNS
-from harness.rows.columns import CASE_COLUMNS, MEASUREMENT_COLUMNS
+from harness.rows.columns import CASE_COLUMNS, MEASUREMENT_COLUMNS, finished
 from harness.rows.csvfile import CsvAppender, iter_rows, read_rows, write_atomic, write_json
 from harness.rows.rundir import locked_run_dir
 from harness.spec.suite import parse_suite
@@ -141,7 +141,7 @@ def _merge_rows(run_dirs: list[Path], work: Path) -> set[str]:
 def _check_measured(run_dir: Path, rows: list[dict[str, str]], measured: set[str]) -> None:
     """Raise when a case that finished (`ok` in cases.csv) has no row in measurements.csv:
     the shard lost that file, or part of it."""
-    lost = [r["case_id"] for r in rows if r.get("status") == "ok" and r["case_id"] not in measured]
+    lost = [r["case_id"] for r in rows if finished(r) and r["case_id"] not in measured]
     if not lost:
         return
     path = run_dir / "measurements.csv"

@@ -33,6 +33,7 @@ from harness.rows.cases import (
     figures_energy,
     measured_case_row,
 )
+from harness.rows.columns import STATUS_FAILED
 from harness.rows.csvfile import CsvAppender
 from harness.rows.stability import StabilityLimits
 from harness.rows.vs_dense import VsDense, compare_with_dense
@@ -281,4 +282,4 @@ def failure_row(run_id: str, case: Case, exc: BaseException, started: str) -> di
     if is_out_of_memory(exc):
         reason = f"out of memory: {reason}"
         free_memory()
-    return failed_case_row(run_id, case, "failed", reason, started)
+    return failed_case_row(run_id, case, STATUS_FAILED, reason, started)

@@ -31,6 +31,7 @@ from harness.prepare.cache import ModelCache
 from harness.prepare.hardware import DeviceUnavailable, check_device
 from harness.prepare.pipeline import PreparedModel
 from harness.rows.cases import case_figures, failed_case_row
+from harness.rows.columns import STATUS_FAILED, STATUS_SKIPPED, finished
 from harness.rows.csvfile import iter_rows, read_rows
 from harness.rows.disturbed import BUSY, busy_reason, outlier_reasons
 from harness.rows.measurements import measurement_rows
@@ -184,7 +185,7 @@ def _prepare_members(
                 prepared = prepare_case(ctx, case, ctx.dataset(case), cache)
             bench = make_bench(case, prepared, ctx.dataset(case), ctx.suite.settings.seed)
         except (VariantUnsupported, DeviceUnavailable, PrecisionUnsupported) as exc:
-            on_row(case, failed_case_row(ctx.run_id, case, "skipped", str(exc), started))
+            on_row(case, failed_case_row(ctx.run_id, case, STATUS_SKIPPED, str(exc), started))
             continue
         except (KeyboardInterrupt, SystemExit):
             raise
@@ -210,7 +211,7 @@ def _with_finished(ctx: CaseContext, todo: list[Case]) -> list[Case]:
     ok = {
         r.get("case_id")
         for r in read_rows(ctx.measurements.path.parent / "cases.csv")
-        if r.get("status") == "ok"
+        if finished(r)
     }
     pending = {c.case_id for c in todo}
     group = todo[0].group
@@ -328,7 +329,10 @@ def _finish(group: GroupRun, on_row: RowDone) -> None:
             on_row(member.case, rows[case_id])
             continue
         why = group.failed.get(case_id) or _no_window_reason(reps.get(case_id))
-        on_row(member.case, failed_case_row(ctx.run_id, member.case, "failed", why, member.started))
+        on_row(
+            member.case,
+            failed_case_row(ctx.run_id, member.case, STATUS_FAILED, why, member.started),
+        )
 
 
 def _no_window_reason(rep: CaseRepetitions | None) -> str:

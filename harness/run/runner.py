@@ -31,7 +31,7 @@ from harness.prepare.cache import ModelCache
 from harness.prepare.hardware import DeviceUnavailable, check_device
 from harness.rows.carbon import CarbonSettings, carbon_settings
 from harness.rows.cases import failed_case_row
-from harness.rows.columns import CASE_COLUMNS, MEASUREMENT_COLUMNS
+from harness.rows.columns import CASE_COLUMNS, MEASUREMENT_COLUMNS, STATUS_SKIPPED, finished
 from harness.rows.csvfile import CsvAppender, write_atomic, write_json
 from harness.rows.rundir import LOCK_FILE, claim_run_dir, create_run_dir, locked_run_dir
 from harness.run.case import CaseContext, failure_row
@@ -356,7 +356,7 @@ def _ddp_row(ctx: CaseContext, case: Case) -> dict[str, Any]:
         check_precision_supported(case.precision, case.device, case.variant)
         return run_ddp_case(ctx, case)
     except (VariantUnsupported, DeviceUnavailable, PrecisionUnsupported) as exc:
-        return failed_case_row(ctx.run_id, case, "skipped", str(exc), started)
+        return failed_case_row(ctx.run_id, case, STATUS_SKIPPED, str(exc), started)
     except (KeyboardInterrupt, SystemExit, OutputError):
         raise  # a file the run cannot write stops the run; it is not the case's failure
     except Exception as exc:  # a failing case is recorded; the suite goes on
@@ -383,7 +383,7 @@ def _run_cases(
 
         def on_row(case: Case, row: dict[str, Any]) -> None:
             cases_csv.append(row)
-            if row["status"] != "ok":
+            if not finished(row):
                 if row["error"] not in said:
                     progress.say(f"{case.case_id}: {row['status']}: {row['error']}")
                 progress.skip_windows(s.repetitions)
@@ -394,7 +394,7 @@ def _run_cases(
                 progress.start_case(group[0])
                 progress.measuring()
                 row = _ddp_row(ctx, group[0])
-                if row["status"] == "ok":
+                if finished(row):
                     progress.window_done(s.repetitions)
                 on_row(group[0], row)
             else:
