@@ -16,6 +16,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.commands.common import json_safe, user_errors
+from harness.commands.model_options import (
+    InputShapeOption,
+    ModelArgument,
+    ParamOption,
+    SeedOption,
+    parse_params,
+)
+from harness.commands.model_options import input_shape as input_shape_of
 from harness.errors import EnergyHarnessError, is_out_of_memory
 from harness.estimate.names import (
     DEFAULT_PROFILE,
@@ -58,33 +66,6 @@ PrecisionOption = Annotated[
         "its FLOPs are priced (tensor-core rates for tf32/bf16/fp16 on GPU profiles)."
     ),
 ]
-SeedOption = Annotated[
-    int, typer.Option(help="Seed of the random initial weights (pruning picks by them).")
-]
-InputShapeOption = Annotated[
-    str | None,
-    typer.Option(
-        "--input-shape",
-        help="One sample's shape, e.g. 3,224,224 (default: the model's own). Factories "
-        "taking in_channels, in_features or seq_len are built for it.",
-    ),
-]
-
-
-def _parse_params(pairs: list[str] | None) -> dict[str, object]:
-    """`key=value` pairs; values read as TOML literals (0.9, true, "x"), else as text."""
-    import tomllib
-
-    params: dict[str, object] = {}
-    for pair in pairs or []:
-        key, sep, text = pair.partition("=")
-        if not sep or not key.strip():
-            raise EnergyHarnessError(f"--param {pair!r}: write it as key=value, e.g. sparsity=0.9")
-        try:
-            params[key.strip()] = tomllib.loads(f"v = {text.strip()}")["v"]
-        except tomllib.TOMLDecodeError:
-            params[key.strip()] = text.strip()
-    return params
 
 
 def _line(text: str) -> None:
@@ -178,28 +159,9 @@ def _print_estimate(est: ModelEstimate, d: dict, title: str) -> None:
         _line(f"note: {note}")
 
 
-def _input_shape(text: str | None) -> tuple[int, ...] | None:
-    """`C,H,W` (or any number of sizes) as a tuple of positive ints."""
-    if text is None:
-        return None
-    try:
-        shape = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        shape = ()
-    if not shape or any(n < 1 for n in shape):
-        raise EnergyHarnessError(
-            f"--input-shape {text!r}: give one sample's sizes as positive integers separated "
-            "by commas, e.g. 3,224,224 (or 128 for a token sequence)"
-        )
-    return shape
-
-
 @user_errors
 def estimate_command(
-    model: Annotated[
-        str,
-        typer.Argument(metavar="MODEL", help="Model name (e.g. lenet5) or package.module:factory."),
-    ],
+    model: ModelArgument,
     variant: Annotated[
         str,
         typer.Option(
@@ -207,12 +169,7 @@ def estimate_command(
             "semi-structured-2:4, int8-dynamic (applied to untrained weights)."
         ),
     ] = "dense",
-    param: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--param", help="Variant parameter key=value (repeat), e.g. --param sparsity=0.9."
-        ),
-    ] = None,
+    param: ParamOption = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Samples per step.")] = 1,
     profile: Annotated[str, typer.Option(help=_PROFILES_HELP)] = DEFAULT_PROFILE,
     mode: Annotated[str, typer.Option(help="inference or training.")] = "inference",
@@ -255,7 +212,7 @@ def estimate_command(
     check_seed(seed, "--seed")
     if duration_s is not None and not (math.isfinite(duration_s) and duration_s >= 0):
         raise EnergyHarnessError(f"--duration-s must be a finite number >= 0, got {duration_s}")
-    shape = _input_shape(input_shape)
+    shape = input_shape_of(input_shape)
     from harness.estimate.model import estimate_model
     from harness.prepare.untrained import untrained_variant
 
@@ -264,7 +221,7 @@ def estimate_command(
             model,
             variant,
             batch_size,
-            _parse_params(param),
+            parse_params(param),
             seed=seed,
             input_shape=shape,
             precision=precision,

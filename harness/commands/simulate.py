@@ -12,8 +12,16 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.commands.common import json_safe, user_errors
-from harness.commands.estimate import InputShapeOption, SeedOption, _input_shape, _parse_params
+from harness.commands.model_options import (
+    InputShapeOption,
+    ModelArgument,
+    ParamOption,
+    SeedOption,
+    parse_params,
+)
+from harness.commands.model_options import input_shape as input_shape_of
 from harness.errors import EnergyHarnessError
+from harness.estimate.names import DEFAULT_SEED
 from harness.report.format import fmt_si
 from harness.simulate.accelerators import builtin_accelerators, load_accelerator
 
@@ -68,10 +76,7 @@ def _progress(done: int, todo: int) -> None:
 
 @user_errors
 def simulate_command(
-    model: Annotated[
-        str,
-        typer.Argument(metavar="MODEL", help="Model name (e.g. lenet5) or package.module:factory."),
-    ],
+    model: ModelArgument,
     accelerator: Annotated[str, typer.Option(help=_ACCELERATORS_HELP)] = "edge-systolic-64",
     variant: Annotated[
         str,
@@ -80,11 +85,8 @@ def simulate_command(
             "semi-structured-2:4 (applied to untrained weights)."
         ),
     ] = "dense",
-    param: Annotated[
-        list[str] | None,
-        typer.Option("--param", help="Variant parameter key=value (repeat)."),
-    ] = None,
-    seed: SeedOption = 0,
+    param: ParamOption = None,
+    seed: SeedOption = DEFAULT_SEED,
     input_shape: InputShapeOption = None,
     cache_dir: Annotated[
         Path | None,
@@ -100,7 +102,7 @@ def simulate_command(
     """Simulate one sample of a model on an accelerator (SCALE-Sim; no hardware needed)."""
     if not timeout_s > 0:
         raise EnergyHarnessError(f"--timeout-s must be positive, got {timeout_s}")
-    shape = _input_shape(input_shape)
+    shape = input_shape_of(input_shape)
     acc = load_accelerator(accelerator)  # a bad name fails before the model is built
     from harness.prepare.untrained import untrained_variant
     from harness.simulate._runner import Limits
@@ -108,7 +110,7 @@ def simulate_command(
     from harness.simulate.model import simulate_model
 
     net, example, notes = untrained_variant(
-        model, variant, 1, _parse_params(param), seed=seed, input_shape=shape
+        model, variant, 1, parse_params(param), seed=seed, input_shape=shape
     )
 
     cache, limits = LayerCache(cache_dir), Limits(timeout_s=timeout_s)
