@@ -36,6 +36,7 @@ from harness.errors import EnergyHarnessError
 from harness.measure.meter import EnergyMeter, Measurement, ShortWindowWarning
 from harness.measure.phases import PhaseEnergy, PhaseRecorder, outside_phases
 from harness.measure.probes import load_probes, probe_statuses, select_probes
+from harness.measure.sources import source_label
 from harness.report.format import co2_line, fmt_si
 from harness.rows.carbon import CarbonSettings, carbon_settings
 
@@ -188,20 +189,30 @@ def measure_command(
 OUTSIDE_PHASES = "(outside phases)"
 
 
+NOISE_NOTE = "noise: shorter than the counters' update period"
+
+
 def phase_lines(m: Measurement, phases: list[PhaseEnergy]) -> list[str]:
     """One line per phase (indented by depth) and one for the time outside phases: the
-    top-level lines add up to the total."""
+    top-level lines add up to the total. The energy says its source (`MODELLED`); a phase
+    shorter than the counters' update period says it is noise."""
     if not phases:
         return []
     width = max(len(OUTSIDE_PHASES), *(len(p.name) + 2 * p.depth for p in phases))
-    lines = ["phases (energy, time; top-level phases and the rest add up to the total):"]
+    sources = {p.measurement.total_source for p in phases} | {m.total_source}
+    common = source_label(sources.pop()) + " " if len(sources) == 1 else ""
+    lines = [f"phases ({common}energy, time; top-level phases and the rest add up to the total):"]
     for p in phases:
         name = "  " * p.depth + p.name
         e = p.measurement
-        note = f"  ({p.note})" if p.note else ""
+        notes = [p.note] if p.note else []
+        notes += [NOISE_NOTE] if e.below_update_period else []
+        notes += [] if common else [source_label(e.total_source)]
+        note = f"  ({'; '.join(notes)})" if notes else ""
         lines.append(f"  {name:<{width}} {_joules(e.total_energy_j)} {e.duration_s:9.3f} s{note}")
     energy_j, duration_s = outside_phases(m, phases)
-    lines.append(f"  {OUTSIDE_PHASES:<{width}} {_joules(energy_j)} {duration_s:9.3f} s")
+    rest = "" if common else f"  ({source_label(m.total_source)})"
+    lines.append(f"  {OUTSIDE_PHASES:<{width}} {_joules(energy_j)} {duration_s:9.3f} s{rest}")
     return lines
 
 
@@ -215,6 +226,7 @@ def phases_json(m: Measurement, phases: list[PhaseEnergy]) -> list[dict[str, Any
         return []
     energy_j, duration_s = outside_phases(m, phases)
     outside = {"name": OUTSIDE_PHASES, "pid": None, "depth": 0, "start_utc": m.start_utc}
+    outside |= {"below_update_period": False}
     outside |= {"duration_s": duration_s, "energy_j": energy_j, "source": m.total_source}
     return [
         {**p.to_dict(), "energy_j": finite_or_none(p.measurement.total_energy_j)} for p in phases

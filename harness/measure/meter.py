@@ -117,6 +117,12 @@ class Measurement:
     domains: tuple[DomainEnergy, ...]
     warnings: tuple[str, ...] = ()
     other_cpu_pct: float | None = None  # CPU use outside the measured tree (harness.measure.load)
+    update_period_s: float = 0.0  # the counters' longest update period when it closed
+
+    @property
+    def below_update_period(self) -> bool:
+        """Shorter than the counters' update period: its energy is mostly quantisation noise."""
+        return self.duration_s < self.update_period_s
 
     @property
     def start_utc(self) -> str:
@@ -347,6 +353,7 @@ class EnergyMeter:
             domains,
             notes,
             self.load.other_cpu_pct(begin.load, load),
+            min_window_s,
         )
         self.measurements.append(measurement)
         return measurement

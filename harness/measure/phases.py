@@ -132,6 +132,7 @@ class PhaseEnergy:
             "duration_s": m.duration_s,
             "energy_j": m.total_energy_j,
             "source": m.total_source,
+            "below_update_period": m.below_update_period,  # its energy is mostly noise
             "note": self.note,
         }
 
