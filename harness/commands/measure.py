@@ -187,8 +187,6 @@ def measure_command(
 
 
 OUTSIDE_PHASES = "(outside phases)"
-
-
 NOISE_NOTE = "noise: shorter than the counters' update period"
 
 
@@ -226,8 +224,8 @@ def phases_json(m: Measurement, phases: list[PhaseEnergy]) -> list[dict[str, Any
         return []
     energy_j, duration_s = outside_phases(m, phases)
     outside = {"name": OUTSIDE_PHASES, "pid": None, "depth": 0, "start_utc": m.start_utc}
-    outside |= {"below_update_period": False}
     outside |= {"duration_s": duration_s, "energy_j": energy_j, "source": m.total_source}
+    outside |= {"below_update_period": False}  # a difference of two windows, not one
     return [
         {**p.to_dict(), "energy_j": finite_or_none(p.measurement.total_energy_j)} for p in phases
     ] + [{**outside, "energy_j": finite_or_none(energy_j), "note": ""}]
