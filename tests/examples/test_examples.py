@@ -55,7 +55,7 @@ def test_phases_example_under_measure_sums_to_the_total(fake_powercap):
     assert report["carbon"]["assumed"] is True
 
 
-@pytest.mark.parametrize("example", ["hf_trainer.py", "lightning_trainer.py"])
+@pytest.mark.parametrize("example", ["track_loop.py", "hf_trainer.py", "lightning_trainer.py"])
 def test_trainer_examples_write_a_run_directory(example, tmp_path, fake_powercap):
     tree = fake_powercap()
     out = tmp_path / "run"
@@ -65,7 +65,7 @@ def test_trainer_examples_write_a_run_directory(example, tmp_path, fake_powercap
     )
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if " J, " in line]
-    assert len(lines) == 3  # one per epoch, read back from the trainer's own logs
+    assert len(lines) == 3  # one per epoch (the trainers: read back from their own logs)
     assert "predicted for 3 epochs (after 1)" in result.stderr
     assert "world average 475 g/kWh, assumed" in result.stderr
     cases = {r["variant"] for r in csv.DictReader(open(out / "cases.csv"))}
