@@ -15,7 +15,7 @@ from torch import nn
 from harness import phase
 
 EPOCHS = 3
-STEPS = 100
+STEPS = 300
 
 torch.manual_seed(0)
 model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 10))

@@ -161,7 +161,9 @@ def measure_command(
             print(json.dumps({"started": False, "exit_code": exit_code}))
         raise typer.Exit(exit_code)
     notes = [*selected.warnings, *meter.started_warnings, *m.warnings]
-    notes += [w for p in phases for w in p.measurement.warnings]
+    # --json lists each phase's warning; the text marks them on the phase lines, said once
+    notes += [w for p in phases for w in p.measurement.warnings] if as_json else []
+    notes += [] if as_json else short_phases_note(phases)
     if terminated:
         notes.append(
             "stopped by SIGTERM, forwarded to the command: the figures cover the command "
@@ -212,6 +214,19 @@ def phase_lines(m: Measurement, phases: list[PhaseEnergy]) -> list[str]:
     rest = "" if common else f"  ({source_label(m.total_source)})"
     lines.append(f"  {OUTSIDE_PHASES:<{width}} {_joules(energy_j)} {duration_s:9.3f} s{rest}")
     return lines
+
+
+def short_phases_note(phases: list[PhaseEnergy]) -> list[str]:
+    """One warning for every phase marked noise on its line (none when no phase is)."""
+    short = [p.measurement for p in phases if p.measurement.below_update_period]
+    if not short:
+        return []
+    period_ms = max(m.update_period_s for m in short) * 1e3
+    return [
+        f"{len(short)} of {len(phases)} phases lasted less than the counters' update period "
+        f"({period_ms:.0f} ms), marked noise above: their energies are mostly quantisation "
+        "noise; make each phase longer (more steps per phase)"
+    ]
 
 
 def _joules(energy_j: float) -> str:

@@ -139,3 +139,37 @@ def test_phase_lines_say_the_source_and_which_phases_are_noise() -> None:
     assert header.startswith("phases (energy, time;")  # no one source: each line says its own
     assert epoch.endswith("(measured)") and evaluation.endswith("(MODELLED)")
     assert rest.endswith("(MODELLED)")
+
+
+def test_short_phases_are_said_once_in_text_and_each_in_json(fake_powercap):
+    import os
+
+    child = "from harness import phase\nfor i in range(3):\n with phase(f'step-{i}'):\n  pass\n"
+    tree = fake_powercap()
+    base = [sys.executable, "-m", "harness", "measure", "--probe", "rapl"]
+    base += ["--powercap-root", str(tree.root)]
+    run = [*base, "--", sys.executable, "-c", child]
+    env = {**os.environ, "COLUMNS": "200"}
+    text = subprocess.run(run, capture_output=True, text=True, timeout=120, env=env)
+    assert text.returncode == 0, text.stderr
+    warnings = [x for x in text.stderr.splitlines() if x.startswith("warning:")]
+    assert len(warnings) == 1  # not one per phase: their lines already say "noise"
+    assert "3 of 3 phases lasted less than the counters' update period" in warnings[0]
+    assert text.stderr.count("(noise: shorter than the counters' update period)") == 3
+    as_json = subprocess.run(
+        [*base, "--json", "--", sys.executable, "-c", child],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    report = json.loads(as_json.stdout)
+    assert sum("window 'phase step-" in w for w in report["warnings"]) == 3
+
+
+def test_no_short_phase_note_when_every_phase_is_long_enough() -> None:
+    from harness.commands.measure import short_phases_note
+
+    assert short_phases_note([_phase("epoch", 0.2, "model")]) == []
+    (note,) = short_phases_note([_phase("epoch", 0.2, "model"), _phase("eval", 0.01, "model")])
+    assert note.startswith("1 of 2 phases lasted less than the counters' update period (50 ms)")
