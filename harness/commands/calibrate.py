@@ -189,23 +189,35 @@ def calibrate_command(
         ),
     ] = None,
     device: Annotated[
-        str | None, typer.Option(help="cpu or cuda (default: cuda when available).")
+        str | None,
+        typer.Option(metavar="DEVICE", help="cpu or cuda (default: cuda when available)."),
     ] = None,
     seconds: Annotated[float, typer.Option(help="Length of each benchmark window (s).")] = 2.0,
     idle_s: Annotated[float, typer.Option("--idle-s", help="Length of the idle window (s).")] = 2.0,
     rounds: Annotated[int, typer.Option(help="Times each benchmark is measured.")] = 2,
-    name: Annotated[str | None, typer.Option(help="Name of the written profile.")] = None,
+    name: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Name of the written profile.")
+    ] = None,
     small: Annotated[
         bool, typer.Option("--small", help="Small benchmark sizes (a quick smoke run).")
     ] = False,
     target: Annotated[
-        str, typer.Option(help="--from: target kind of the written profile (cpu, gpu, soc).")
+        str,
+        typer.Option(
+            metavar="KIND", help="--from: target kind of the written profile (cpu, gpu, soc)."
+        ),
     ] = "cpu",
     flops_dtype: Annotated[
-        str, typer.Option("--flops-dtype", help="--from: dtype of a plain `flops` column.")
+        str,
+        typer.Option(
+            "--flops-dtype", metavar="DTYPE", help="--from: dtype of a plain `flops` column."
+        ),
     ] = "fp32",
     memory_level: Annotated[
-        str, typer.Option("--memory-level", help="--from: memory level of the `bytes` column.")
+        str,
+        typer.Option(
+            "--memory-level", metavar="LEVEL", help="--from: memory level of the `bytes` column."
+        ),
     ] = "dram",
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON object.")] = False,
 ) -> None:

@@ -62,8 +62,9 @@ _PROFILES_HELP = (
 PrecisionOption = Annotated[
     str,
     typer.Option(
+        metavar="PRECISION",
         help="fp32, tf32, bf16 or fp16: how the step runs (autocast for bf16/fp16) and how "
-        "its FLOPs are priced (tensor-core rates for tf32/bf16/fp16 on GPU profiles)."
+        "its FLOPs are priced (tensor-core rates for tf32/bf16/fp16 on GPU profiles).",
     ),
 ]
 
@@ -165,14 +166,17 @@ def estimate_command(
     variant: Annotated[
         str,
         typer.Option(
+            metavar="NAME",
             help="Compression variant: dense, threshold, magnitude, structured, "
-            "semi-structured-2:4, int8-dynamic (applied to untrained weights)."
+            "semi-structured-2:4, int8-dynamic (applied to untrained weights).",
         ),
     ] = "dense",
     param: ParamOption = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Samples per step.")] = 1,
-    profile: Annotated[str, typer.Option(help=_PROFILES_HELP)] = DEFAULT_PROFILE,
-    mode: Annotated[str, typer.Option(help="inference or training.")] = "inference",
+    profile: Annotated[
+        str, typer.Option(metavar="NAME|PATH", help=_PROFILES_HELP)
+    ] = DEFAULT_PROFILE,
+    mode: Annotated[str, typer.Option(metavar="MODE", help="inference or training.")] = "inference",
     duration_s: Annotated[
         float | None,
         typer.Option(
@@ -185,12 +189,17 @@ def estimate_command(
         int, typer.Option("--world-size", help="Data-parallel ranks (training).")
     ] = 1,
     optimizer: Annotated[
-        str, typer.Option(help="Optimizer of a training step: " + ", ".join(OPTIMIZER_TRAFFIC))
+        str,
+        typer.Option(
+            metavar="NAME", help="Optimizer of a training step: " + ", ".join(OPTIMIZER_TRAFFIC)
+        ),
     ] = "sgd-momentum",
     memory_level: Annotated[
         str | None,
         typer.Option(
-            "--memory-level", help="Charge memory traffic to this level of the profile (what-if)."
+            "--memory-level",
+            metavar="LEVEL",
+            help="Charge memory traffic to this level of the profile (what-if).",
         ),
     ] = None,
     host_to_device: Annotated[

@@ -112,12 +112,16 @@ def run_command(
     resume: Annotated[Path | None, typer.Option(help="Continue an interrupted run.")] = None,
     probe: ProbeNames = None,
     powercap_root: PowercapRoot = None,
-    shard: Annotated[str | None, typer.Option(help="Run every N-th case: I/N, 0 <= I < N.")] = None,
+    shard: Annotated[
+        str | None, typer.Option(metavar="I/N", help="Run every N-th case: I/N, 0 <= I < N.")
+    ] = None,
     country: Country = None,
     region: Region = None,
     carbon_intensity: CarbonIntensity = None,
     pue: Pue = None,
-    peer: Annotated[str | None, typer.Option(help="Also run a peer tool: codecarbon.")] = None,
+    peer: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Also run a peer tool: codecarbon.")
+    ] = None,
     cache: Annotated[
         bool,
         typer.Option(

@@ -77,12 +77,15 @@ def _progress(done: int, todo: int) -> None:
 @user_errors
 def simulate_command(
     model: ModelArgument,
-    accelerator: Annotated[str, typer.Option(help=_ACCELERATORS_HELP)] = "edge-systolic-64",
+    accelerator: Annotated[
+        str, typer.Option(metavar="NAME|PATH", help=_ACCELERATORS_HELP)
+    ] = "edge-systolic-64",
     variant: Annotated[
         str,
         typer.Option(
+            metavar="NAME",
             help="Compression variant: dense, threshold, magnitude, structured, "
-            "semi-structured-2:4 (applied to untrained weights)."
+            "semi-structured-2:4 (applied to untrained weights).",
         ),
     ] = "dense",
     param: ParamOption = None,

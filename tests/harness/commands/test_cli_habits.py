@@ -50,3 +50,19 @@ def test_usage_errors_are_one_line(args, line):
 def test_cache_help_shows_the_folder_in_effect():
     result = cli("run", "-h", ENERGY_HARNESS_CACHE="/srv/models/cache")
     assert "Reuse prepared models from /srv/models/cache" in " ".join(result.stdout.split())
+
+
+def test_every_text_option_names_what_it_takes():
+    """`--variant NAME`, `--shard I/N`: never Typer's bare `<str>` after an option."""
+    from typer.main import get_command
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    commands = sorted(get_command(app).commands)
+    assert {"run", "estimate", "simulate", "calibrate"} <= set(commands)
+    for name in commands:
+        result = CliRunner().invoke(app, [name, "--help"], terminal_width=100)
+        assert result.exit_code == 0, result.output
+        options = [x for x in result.output.splitlines() if x.lstrip().startswith("-")]
+        assert options and not [x for x in options if "<str>" in x], (name, options)
