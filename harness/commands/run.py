@@ -97,31 +97,36 @@ def _say_on_stderr(message: str) -> None:
     err_console.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
+SuiteArgument = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="[SUITE]",
+        help="Suite TOML file or bundled suite name (default: the default suite).",
+    ),
+]
+ShardOption = Annotated[
+    str | None, typer.Option(metavar="I/N", help="Run every N-th case: I/N, 0 <= I < N.")
+]
+PeerOption = Annotated[
+    str | None, typer.Option(metavar="NAME", help="Also run a peer tool: codecarbon.")
+]
+
+
 @user_errors
 def run_command(
-    suite: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="[SUITE]",
-            help="Suite TOML file or bundled suite name (default: the default suite).",
-        ),
-    ] = None,
+    suite: SuiteArgument = None,
     out: Annotated[
         Path | None, typer.Option(help="Run directory (default results/<run-id>).")
     ] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue an interrupted run.")] = None,
     probe: ProbeNames = None,
     powercap_root: PowercapRoot = None,
-    shard: Annotated[
-        str | None, typer.Option(metavar="I/N", help="Run every N-th case: I/N, 0 <= I < N.")
-    ] = None,
+    shard: ShardOption = None,
     country: Country = None,
     region: Region = None,
     carbon_intensity: CarbonIntensity = None,
     pue: Pue = None,
-    peer: Annotated[
-        str | None, typer.Option(metavar="NAME", help="Also run a peer tool: codecarbon.")
-    ] = None,
+    peer: PeerOption = None,
     cache: Annotated[
         bool,
         typer.Option(
