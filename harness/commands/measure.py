@@ -161,9 +161,10 @@ def measure_command(
             print(json.dumps({"started": False, "exit_code": exit_code}))
         raise typer.Exit(exit_code)
     notes = [*selected.warnings, *meter.started_warnings, *m.warnings]
-    # --json lists each phase's warning; the text marks them on the phase lines, said once
-    notes += [w for p in phases for w in p.measurement.warnings] if as_json else []
-    notes += [] if as_json else short_phases_note(phases)
+    if as_json:  # each phase's warning; the text marks them on the phase lines, said once
+        notes += [w for p in phases for w in p.measurement.warnings]
+    else:
+        notes += short_phases_note(phases)
     if terminated:
         notes.append(
             "stopped by SIGTERM, forwarded to the command: the figures cover the command "

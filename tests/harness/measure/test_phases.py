@@ -33,7 +33,7 @@ with phase("eval"):
 """
 
 
-def _measure(tree, *flags: str, **env: str) -> subprocess.CompletedProcess:
+def _measure(tree, *flags: str, child: str = CHILD, **env: str) -> subprocess.CompletedProcess:
     import os
 
     return subprocess.run(
@@ -50,7 +50,7 @@ def _measure(tree, *flags: str, **env: str) -> subprocess.CompletedProcess:
             "--",
             sys.executable,
             "-c",
-            CHILD,
+            child,
         ],
         capture_output=True,
         text=True,
@@ -142,28 +142,15 @@ def test_phase_lines_say_the_source_and_which_phases_are_noise() -> None:
 
 
 def test_short_phases_are_said_once_in_text_and_each_in_json(fake_powercap):
-    import os
-
     child = "from harness import phase\nfor i in range(3):\n with phase(f'step-{i}'):\n  pass\n"
     tree = fake_powercap()
-    base = [sys.executable, "-m", "harness", "measure", "--probe", "rapl"]
-    base += ["--powercap-root", str(tree.root)]
-    run = [*base, "--", sys.executable, "-c", child]
-    env = {**os.environ, "COLUMNS": "200"}
-    text = subprocess.run(run, capture_output=True, text=True, timeout=120, env=env)
+    text = _measure(tree, child=child, COLUMNS="200")
     assert text.returncode == 0, text.stderr
     warnings = [x for x in text.stderr.splitlines() if x.startswith("warning:")]
     assert len(warnings) == 1  # not one per phase: their lines already say "noise"
     assert "3 of 3 phases lasted less than the counters' update period" in warnings[0]
     assert text.stderr.count("(noise: shorter than the counters' update period)") == 3
-    as_json = subprocess.run(
-        [*base, "--json", "--", sys.executable, "-c", child],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
-    report = json.loads(as_json.stdout)
+    report = json.loads(_measure(tree, "--json", child=child).stdout)
     assert sum("window 'phase step-" in w for w in report["warnings"]) == 3
 
 
